@@ -1,0 +1,99 @@
+"""Audio reading, resampling and loudness normalisation (float32 mono samples)."""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import soundfile
+
+TARGET_SAMPLE_RATE = 16000
+
+
+class AudioError(Exception):
+    """Audio that cannot be used: missing, unreadable, empty or truncated."""
+
+
+def audio_info(path: str) -> tuple[float, int, int]:
+    """Return (duration seconds, sample rate, channels) from the file header."""
+    if not os.path.isfile(path):
+        raise AudioError("audio file not found")
+    try:
+        info = soundfile.info(path)
+    except Exception as e:  # libsndfile raises RuntimeError/LibsndfileError on corrupt data
+        raise AudioError(f"unreadable audio ({_short(e)})") from e
+    if info.frames <= 0 or info.samplerate <= 0:
+        raise AudioError("audio has no samples")
+    return info.frames / info.samplerate, int(info.samplerate), int(info.channels)
+
+
+def check_wav_complete(path: str) -> None:
+    """Raise AudioError when a RIFF/WAV file's data chunk is shorter than its header declares.
+
+    libsndfile silently reads a truncated WAV as shorter audio; a cut-off recording whose
+    transcript no longer matches should not train the model.
+    """
+    import struct
+
+    with open(path, "rb") as f:
+        header = f.read(12)
+        if len(header) < 12 or header[:4] != b"RIFF" or header[8:12] != b"WAVE":
+            return
+        while True:
+            chunk = f.read(8)
+            if len(chunk) < 8:
+                return
+            chunk_id, size = chunk[:4], struct.unpack("<I", chunk[4:])[0]
+            if chunk_id == b"data":
+                available = os.fstat(f.fileno()).st_size - f.tell()
+                if 0 < size < 0xFFFFFFFF and available < size:
+                    raise AudioError(f"truncated WAV (header declares {size} data bytes, file holds {available})")
+                return
+            f.seek(size + (size & 1), os.SEEK_CUR)
+
+
+def read_audio(path: str, target_sample_rate: int | None = TARGET_SAMPLE_RATE) -> tuple[np.ndarray, int]:
+    """Read any soundfile format as float32 mono, resampled to ``target_sample_rate`` if given."""
+    if not os.path.isfile(path):
+        raise AudioError("audio file not found")
+    try:
+        samples, sample_rate = soundfile.read(path, dtype="float32", always_2d=True)
+    except Exception as e:
+        raise AudioError(f"unreadable audio ({_short(e)})") from e
+    if samples.shape[0] == 0:
+        raise AudioError("audio has no samples")
+    mono = samples.mean(axis=1, dtype=np.float32) if samples.shape[1] > 1 else samples[:, 0]
+    if target_sample_rate and sample_rate != target_sample_rate:
+        mono = resample(mono, sample_rate, target_sample_rate)
+        sample_rate = target_sample_rate
+    return np.ascontiguousarray(mono, dtype=np.float32), int(sample_rate)
+
+
+def resample(samples: np.ndarray, sample_rate: int, target_sample_rate: int) -> np.ndarray:
+    """High-quality resampling (soxr)."""
+    if sample_rate == target_sample_rate:
+        return samples
+    import soxr
+
+    return soxr.resample(samples, sample_rate, target_sample_rate).astype(np.float32)
+
+
+def rms_db(samples: np.ndarray) -> float:
+    """Root-mean-square level in dBFS (PPASR's definition)."""
+    mean_square = np.mean(samples ** 2)
+    return float(10 * np.log10(mean_square)) if mean_square > 0 else -np.inf
+
+
+def normalize_db(samples: np.ndarray, target_db: float = -20.0, max_gain_db: float = 300.0) -> np.ndarray:
+    """Scale to ``target_db`` dBFS RMS, as PPASR's ``AudioSegment.normalize``.
+
+    Digital silence cannot be normalised and is returned unchanged.
+    """
+    level = rms_db(samples)
+    if not np.isfinite(level):
+        return samples
+    gain = min(max_gain_db, target_db - level)
+    return samples * np.float32(10.0 ** (gain / 20.0))
+
+
+def _short(error: Exception) -> str:
+    return str(error).strip().splitlines()[0][:120] if str(error).strip() else type(error).__name__

@@ -1,0 +1,137 @@
+"""Acoustic features (linear spectrogram as PPASR, fbank, MFCC) and mean/std normalisation."""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from ppasr.audio import normalize_db
+
+FEATURE_METHODS = ("linear", "fbank", "mfcc")
+
+
+@dataclass(frozen=True)
+class FeatureConfig:
+    """Everything that decides what a feature vector means; stored beside mean/std."""
+
+    method: str = "linear"
+    sample_rate: int = 16000
+    window_ms: float = 20.0
+    stride_ms: float = 10.0
+    target_db: float = -20.0
+    n_mels: int = 80
+    n_mfcc: int = 13
+
+    def __post_init__(self) -> None:
+        if self.method not in FEATURE_METHODS:
+            raise ValueError(f"unknown feature method {self.method!r}; choose one of {FEATURE_METHODS}")
+
+    @property
+    def dim(self) -> int:
+        """Number of feature bins per frame."""
+        if self.method == "linear":
+            return int(0.001 * self.sample_rate * self.window_ms) // 2 + 1
+        return self.n_mels if self.method == "fbank" else self.n_mfcc
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> "FeatureConfig":
+        return cls(**json.loads(text))
+
+
+def linear_spectrogram(samples: np.ndarray, sample_rate: int, window_ms: float = 20.0,
+                       stride_ms: float = 10.0, eps: float = 1e-14) -> np.ndarray:
+    """PPASR's log power spectrogram [window/2+1, frames] (Hann window, scaled power)."""
+    stride = int(0.001 * sample_rate * stride_ms)
+    window = int(0.001 * sample_rate * window_ms)
+    if len(samples) < window:
+        raise ValueError(f"audio is shorter than one {window_ms} ms window")
+    n_frames = (len(samples) - window) // stride + 1
+    samples = np.ascontiguousarray(samples)
+    frames = np.lib.stride_tricks.as_strided(
+        samples, shape=(window, n_frames), strides=(samples.strides[0], samples.strides[0] * stride))
+    weighting = np.hanning(window)[:, None]
+    power = np.abs(np.fft.rfft(frames * weighting, axis=0)) ** 2
+    scale = np.sum(weighting ** 2) * sample_rate
+    power[1:-1, :] *= 2.0 / scale
+    power[(0, -1), :] /= scale
+    return np.log(power + eps).astype(np.float32)
+
+
+class AudioFeaturizer:
+    """Turn 16 kHz float samples into a [dim, frames] float32 feature matrix."""
+
+    def __init__(self, config: FeatureConfig):
+        self.config = config
+
+    def featurize(self, samples: np.ndarray, sample_rate: int) -> np.ndarray:
+        c = self.config
+        if sample_rate != c.sample_rate:
+            raise ValueError(f"featurizer expects {c.sample_rate} Hz audio, got {sample_rate} Hz")
+        samples = normalize_db(samples, c.target_db)
+        if c.method == "linear":
+            return linear_spectrogram(samples, sample_rate, c.window_ms, c.stride_ms)
+        import python_speech_features as psf
+
+        window, stride = c.window_ms / 1000.0, c.stride_ms / 1000.0
+        nfft = 1 << int(np.ceil(np.log2(window * sample_rate)))
+        if len(samples) < window * sample_rate:
+            raise ValueError(f"audio is shorter than one {c.window_ms} ms window")
+        if c.method == "fbank":
+            feat = psf.logfbank(samples, sample_rate, winlen=window, winstep=stride, nfilt=c.n_mels, nfft=nfft)
+        else:
+            feat = psf.mfcc(samples, sample_rate, winlen=window, winstep=stride, numcep=c.n_mfcc,
+                            nfilt=max(c.n_mels, c.n_mfcc), nfft=nfft, winfunc=np.hamming)
+        return np.ascontiguousarray(feat.T, dtype=np.float32)
+
+    def num_frames(self, num_samples: int) -> int:
+        """Frames produced for ``num_samples`` samples (used to check CTC feasibility)."""
+        c = self.config
+        stride = int(0.001 * c.sample_rate * c.stride_ms)
+        window = int(0.001 * c.sample_rate * c.window_ms)
+        if num_samples < window:
+            return 0
+        if c.method == "linear":
+            return (num_samples - window) // stride + 1
+        return 1 + int(np.ceil((num_samples - window) / stride))
+
+
+class FeatureNormalizer:
+    """Mean/std normalisation loaded from ``mean_std.npz`` together with its feature config."""
+
+    def __init__(self, mean_std_path: str, eps: float = 1e-20):
+        if not os.path.exists(mean_std_path):
+            raise FileNotFoundError(f"{mean_std_path} not found: run `python3 create_data.py` first")
+        with np.load(mean_std_path, allow_pickle=False) as data:
+            self.mean = data["mean"].astype(np.float32)
+            self.std = data["std"].astype(np.float32)
+            config_json = str(data["feature_config"]) if "feature_config" in data else None
+        # A PPASR-made mean_std.npz has no config: it was linear 161-bin features.
+        self.feature_config = FeatureConfig.from_json(config_json) if config_json else FeatureConfig()
+        self.inv_std = (1.0 / (self.std + eps)).astype(np.float32)
+        if self.mean.shape != (self.feature_config.dim, 1):
+            raise ValueError(f"{mean_std_path}: mean has shape {self.mean.shape}, expected "
+                             f"({self.feature_config.dim}, 1) for {self.feature_config.method} features")
+
+    def apply(self, feature: np.ndarray) -> np.ndarray:
+        return (feature - self.mean) * self.inv_std
+
+    def check_method(self, method: str | None, source: str) -> None:
+        """Raise a clear error when the requested feature method differs from the recorded one."""
+        if method and method != self.feature_config.method:
+            raise SystemExit(
+                f"error: {source} was computed for '{self.feature_config.method}' features but "
+                f"--feature_method={method}; rerun `python3 create_data.py --feature_method={method}` "
+                f"or pass --feature_method={self.feature_config.method}")
+
+
+def save_mean_std(path: str, mean: np.ndarray, std: np.ndarray, config: FeatureConfig) -> None:
+    """Write mean/std [dim, 1] plus the feature config (atomically)."""
+    tmp = path + ".tmp.npz"
+    np.savez(tmp, mean=mean.reshape(-1, 1).astype(np.float64), std=std.reshape(-1, 1).astype(np.float64),
+             feature_config=np.array(config.to_json()))
+    os.replace(tmp, path)

@@ -1,0 +1,73 @@
+"""Small shared helpers: CPU threads, argument printing, vocabulary files."""
+from __future__ import annotations
+
+import argparse
+import os
+from typing import Sequence
+
+
+def configure_threads(processes_per_machine: int = 1) -> int:
+    """Give each training process its share of the CPU cores for math libraries.
+
+    Must run before paddle/numpy create their thread pools. A user's explicit
+    ``OMP_NUM_THREADS`` always wins. Returns the thread count in force.
+    """
+    if "OMP_NUM_THREADS" not in os.environ:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        os.environ["OMP_NUM_THREADS"] = str(max(1, cores // max(1, processes_per_machine)))
+    return int(os.environ["OMP_NUM_THREADS"])
+
+
+def str2bool(value: str) -> bool:
+    """Parse PPASR-style booleans ('True', 'false', '1', 'no', ...)."""
+    if isinstance(value, bool):
+        return value
+    lowered = value.strip().lower()
+    if lowered in ("y", "yes", "t", "true", "on", "1"):
+        return True
+    if lowered in ("n", "no", "f", "false", "off", "0"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected a boolean, got {value!r}")
+
+
+def none_or_str(value: str) -> str | None:
+    """The string 'None' (PPASR's convention) means no value."""
+    return None if value in ("None", "none", "") else value
+
+
+def print_arguments(args: argparse.Namespace) -> None:
+    """Print the configuration block exactly as PPASR does."""
+    print("-----------  Configuration Arguments -----------")
+    for name, value in sorted(vars(args).items()):
+        print(f"{name}: {value}")
+    print("------------------------------------------------")
+
+
+def read_vocabulary(path: str) -> list[str]:
+    """Read ``vocabulary.txt`` (``char<TAB>count`` lines, blank first) into a token list."""
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"vocabulary file {path} not found: run `python3 create_data.py` first")
+    tokens = []
+    with open(path, "r", encoding="utf-8") as f:
+        for line in f:
+            line = line.rstrip("\r\n")
+            if not line:
+                continue
+            token = line.split("\t")[0]
+            tokens.append(token)
+    if not tokens:
+        raise ValueError(f"vocabulary file {path} is empty: rerun `python3 create_data.py`")
+    return tokens
+
+
+def require_file(path: str, made_by: str) -> None:
+    """Fail fast with a message naming the command that creates ``path``."""
+    if not path or not os.path.exists(path):
+        raise SystemExit(f"error: required file {path} is missing; create it with `{made_by}`")
+
+
+def vocabulary_hash(tokens: Sequence[str]) -> str:
+    """Stable short fingerprint of a vocabulary, stored in checkpoints."""
+    import hashlib
+
+    return hashlib.sha1("\n".join(tokens).encode("utf-8")).hexdigest()[:16]
