@@ -6,16 +6,24 @@ import os
 from typing import Sequence
 
 
-def configure_threads(processes_per_machine: int = 1) -> int:
-    """Give each training process its share of the CPU cores for math libraries.
+def cpu_threads_per_process(processes_per_machine: int = 1) -> int:
+    """This process's share of the CPU cores; a user's explicit ``OMP_NUM_THREADS`` wins."""
+    from ppasr import USER_OMP_NUM_THREADS
 
-    Must run before paddle/numpy create their thread pools. A user's explicit
-    ``OMP_NUM_THREADS`` always wins. Returns the thread count in force.
-    """
-    if "OMP_NUM_THREADS" not in os.environ:
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-        os.environ["OMP_NUM_THREADS"] = str(max(1, cores // max(1, processes_per_machine)))
-    return int(os.environ["OMP_NUM_THREADS"])
+    if USER_OMP_NUM_THREADS and USER_OMP_NUM_THREADS.isdigit():
+        return max(1, int(USER_OMP_NUM_THREADS))
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, cores // max(1, processes_per_machine))
+
+
+def set_paddle_threads(processes_per_machine: int = 1) -> int:
+    """Paddle's CPU kernels use one thread unless told otherwise: give them this process's share."""
+    import paddle
+
+    threads = cpu_threads_per_process(processes_per_machine)
+    core = getattr(paddle, "base", None) or getattr(paddle, "fluid")
+    core.core.set_num_threads(threads)
+    return threads
 
 
 def str2bool(value: str) -> bool:

@@ -1,0 +1,175 @@
+"""Manifest dataset (decode → augment → featurise → normalise), collate and SortaGrad samplers."""
+from __future__ import annotations
+
+import logging
+import numpy as np
+import paddle
+
+from ppasr.audio import AudioError, read_audio
+from ppasr.data_prep import read_manifest
+from ppasr.features import AudioFeaturizer, FeatureNormalizer
+from ppasr.model import conv_output_length
+
+logger = logging.getLogger("ppasr")
+
+
+def _ctc_min_frames(label: list[int]) -> int:
+    """Output frames CTC needs: one per label plus a blank between repeated labels."""
+    return len(label) + sum(1 for a, b in zip(label, label[1:]) if a == b)
+
+
+class ManifestDataset(paddle.io.Dataset):
+    """Utterances of a PPASR manifest as (feature [D, T] float32, label int32 array).
+
+    Training sets drop utterances with characters outside the vocabulary and those whose label
+    cannot fit the model's output frames (CTC infeasible); evaluation sets keep every utterance
+    with a usable duration (their loss labels leave unknown characters out; CER uses the full text).
+    ``dropped`` counts what was left out and why.
+    """
+
+    def __init__(self, manifest_path: str, vocabulary: list[str], normalizer: FeatureNormalizer,
+                 augmentation=None, min_duration: float = 0.0, max_duration: float = -1.0, train: bool = True):
+        super().__init__()
+        self.vocabulary = vocabulary
+        self.token_ids = {tok: i for i, tok in enumerate(vocabulary)}
+        self.normalizer = normalizer
+        self.featurizer = AudioFeaturizer(normalizer.feature_config)
+        self.augmentation = augmentation
+        self.dropped: dict[str, int] = {}
+        self.items = []
+        sample_rate = normalizer.feature_config.sample_rate
+        for item in read_manifest(manifest_path):
+            duration = float(item["duration"])
+            if duration < min_duration or (max_duration != -1 and duration > max_duration):
+                self._drop("duration outside [min_duration, max_duration]")
+                continue
+            label = [self.token_ids[ch] for ch in item["text"] if ch in self.token_ids]
+            if train and len(label) != len(item["text"]):
+                self._drop("text has characters outside the vocabulary")
+                continue
+            frames = conv_output_length(self.featurizer.num_frames(int(duration * sample_rate)))
+            if train and frames < max(1, _ctc_min_frames(label)):
+                self._drop("label longer than the model's output frames (CTC infeasible)")
+                continue
+            self.items.append((item["audio_filepath"], duration, item["text"], label))
+        self.items.sort(key=lambda x: x[1])  # SortaGrad order: shortest first
+        self.durations = [x[1] for x in self.items]
+        self.seed, self.epoch = 0, 0
+
+    def _drop(self, reason: str) -> None:
+        self.dropped[reason] = self.dropped.get(reason, 0) + 1
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def set_epoch(self, seed: int, epoch: int) -> None:
+        """Seed augmentation for the main process; workers reseed in ``worker_init``."""
+        self.seed, self.epoch = seed, epoch
+        if self.augmentation is not None:
+            self.augmentation.reseed(seed, epoch, 0)
+
+    def worker_init(self, worker_id: int) -> None:
+        """DataLoader hook: every worker gets its own augmentation RNG stream."""
+        if self.augmentation is not None:
+            self.augmentation.reseed(self.seed, self.epoch, worker_id + 1)
+
+    def __getitem__(self, index: int):
+        path, _, text, label = self.items[index]
+        try:
+            samples, sample_rate = read_audio(path, self.normalizer.feature_config.sample_rate)
+            if self.augmentation is not None:
+                samples, sample_rate = self.augmentation.transform_audio(samples, sample_rate)
+                if sample_rate != self.featurizer.config.sample_rate:
+                    from ppasr.audio import resample
+
+                    samples = resample(samples, sample_rate, self.featurizer.config.sample_rate)
+                    sample_rate = self.featurizer.config.sample_rate
+            feature = self.normalizer.apply(self.featurizer.featurize(samples, sample_rate))
+            if self.augmentation is not None:
+                feature = self.augmentation.transform_feature(feature)
+        except (AudioError, ValueError) as e:
+            logger.warning("skip: %s: %s", path, e)
+            return None
+        return feature.astype(np.float32), np.array(label, dtype=np.int32), index
+
+    def text(self, index: int) -> str:
+        return self.items[index][2]
+
+
+def collate(batch):
+    """Pad a batch: features [B, D, T], lengths [B], labels [B, L] (pad 0), label lengths, indices.
+
+    Utterances that failed to load (None) are left out. When all failed, a one-frame placeholder
+    with index -1 comes back (paddle's DataLoader cannot pass None or empty arrays); see
+    ``is_placeholder``.
+    """
+    loaded = [b for b in batch if b is not None]
+    if not loaded:
+        return (np.zeros((1, 1, 1), np.float32), np.ones(1, np.int64), np.zeros((1, 1), np.int32),
+                np.ones(1, np.int64), np.full(1, -1, np.int64))
+    batch = loaded
+    dim = batch[0][0].shape[0]
+    max_frames = max(f.shape[1] for f, _, _ in batch)
+    max_label = max(1, max(len(l) for _, l, _ in batch))
+    features = np.zeros((len(batch), dim, max_frames), dtype=np.float32)
+    labels = np.zeros((len(batch), max_label), dtype=np.int32)
+    feature_lens = np.zeros(len(batch), dtype=np.int64)
+    label_lens = np.zeros(len(batch), dtype=np.int64)
+    for i, (feature, label, _) in enumerate(batch):
+        features[i, :, :feature.shape[1]] = feature
+        labels[i, :len(label)] = label
+        feature_lens[i] = feature.shape[1]
+        label_lens[i] = len(label)
+    indices = np.array([idx for _, _, idx in batch], dtype=np.int64)
+    return features, feature_lens, labels, label_lens, indices
+
+
+def is_placeholder(indices) -> bool:
+    """True for the batch ``collate`` returns when no utterance of it could be loaded."""
+    return int(np.asarray(indices)[0]) < 0
+
+
+class SortaGradBatchSampler(paddle.io.BatchSampler):
+    """Duration-sorted batches; epoch 1 in order (SortaGrad), later epochs batch-shuffled.
+
+    The order depends only on (seed, epoch), so a resumed run sees exactly the batches it would
+    have seen. With ``num_replicas`` > 1 each rank takes a disjoint shard of the same batch list
+    (with ``even_shards`` the remainder is dropped so every rank runs the same number of batches).
+    """
+
+    def __init__(self, dataset: ManifestDataset, batch_size: int, shuffle: bool = True, sortagrad: bool = True,
+                 seed: int = 0, num_replicas: int = 1, rank: int = 0, even_shards: bool = True):
+        self.num_items = len(dataset)
+        self.batch_size = batch_size
+        self.shuffle, self.sortagrad, self.seed = shuffle, sortagrad, seed
+        self.num_replicas, self.rank, self.even_shards = num_replicas, rank, even_shards
+        self.epoch = 1
+        self.skip_batches = 0
+
+    def set_epoch(self, epoch: int, skip_batches: int = 0) -> None:
+        """Select the epoch's order; ``skip_batches`` resumes in the middle of an epoch."""
+        self.epoch, self.skip_batches = epoch, skip_batches
+
+    def _all_batches(self) -> list[list[int]]:
+        indices = list(range(self.num_items))
+        if not self.shuffle or (self.sortagrad and self.epoch == 1):
+            return [indices[i:i + self.batch_size] for i in range(0, len(indices), self.batch_size)]
+        rng = np.random.default_rng([self.seed, self.epoch])
+        shift = int(rng.integers(0, self.batch_size)) if self.batch_size > 1 else 0
+        head, rest = indices[:shift], indices[shift:]
+        batches = [rest[i:i + self.batch_size] for i in range(0, len(rest), self.batch_size)]
+        if head:
+            batches.append(head)
+        order = rng.permutation(len(batches))
+        return [batches[i] for i in order]
+
+    def _rank_batches(self) -> list[list[int]]:
+        batches = self._all_batches()
+        shard = batches[self.rank::self.num_replicas]
+        return shard[:len(batches) // self.num_replicas] if self.even_shards else shard
+
+    def __iter__(self):
+        yield from self._rank_batches()[self.skip_batches:]
+
+    def __len__(self) -> int:
+        return max(0, len(self._rank_batches()) - self.skip_batches)

@@ -1,0 +1,45 @@
+"""export_model.py's work: a static inference model with normalisation and softmax inside."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+
+import paddle
+
+from ppasr.checkpoint import check_compatible, load_weights, read_state
+from ppasr.features import FeatureNormalizer
+from ppasr.model import DeepSpeech2Model, InferenceModel
+from ppasr.utils import read_vocabulary, require_file, vocabulary_hash
+
+MODEL_PREFIX = "inference"
+CONFIG_FILE = "model_config.json"
+VOCAB_FILE = "vocabulary.txt"
+
+
+def export_model(args) -> str:
+    """Load ``resume_model`` and write ``<save_model>/<use_model>/infer/`` for infer_path.py."""
+    require_file(args.dataset_vocab, "python3 create_data.py")
+    require_file(args.mean_std_path, "python3 create_data.py")
+    paddle.set_device("cpu")
+    vocabulary = read_vocabulary(args.dataset_vocab)
+    normalizer = FeatureNormalizer(args.mean_std_path)
+    config = normalizer.feature_config
+    check_compatible(read_state(args.resume_model), vocabulary_hash(vocabulary), config.to_json(), args.resume_model)
+    model = DeepSpeech2Model(config.dim, len(vocabulary), args.cnn_size, args.num_rnn_layers, args.rnn_size)
+    load_weights(args.resume_model, model)
+    wrapped = InferenceModel(model, normalizer.mean, normalizer.std)
+    wrapped.eval()
+    specs = [paddle.static.InputSpec([None, config.dim, None], "float32", "audio"),
+             paddle.static.InputSpec([None], "int64", "audio_len")]
+    static = paddle.jit.to_static(wrapped, input_spec=specs, full_graph=True)
+    out_dir = os.path.join(args.save_model, args.use_model, "infer")
+    os.makedirs(out_dir, exist_ok=True)
+    paddle.jit.save(static, os.path.join(out_dir, MODEL_PREFIX))
+    shutil.copyfile(args.dataset_vocab, os.path.join(out_dir, VOCAB_FILE))
+    with open(os.path.join(out_dir, CONFIG_FILE), "w", encoding="utf-8") as f:
+        json.dump({"use_model": args.use_model, "feature_config": json.loads(config.to_json()),
+                   "vocab_size": len(vocabulary), "cnn_size": args.cnn_size,
+                   "num_rnn_layers": args.num_rnn_layers, "rnn_size": args.rnn_size,
+                   "source": os.path.abspath(args.resume_model)}, f, ensure_ascii=False, indent=2)
+    return out_dir
