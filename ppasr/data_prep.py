@@ -188,7 +188,7 @@ def build_vocabulary(train_manifest: str, vocab_path: str, count_threshold: int)
     return len(lines)
 
 
-def _stats_worker(job: tuple[list[str], FeatureConfig]) -> tuple[np.ndarray, np.ndarray, int, list[tuple[str, str]]]:
+def _stats_worker(job: tuple[list[str], FeatureConfig]) -> tuple[np.ndarray, np.ndarray, int, list, int]:
     paths, config = job
     featurizer = AudioFeaturizer(config)
     total = np.zeros(config.dim, dtype=np.float64)
@@ -204,7 +204,7 @@ def _stats_worker(job: tuple[list[str], FeatureConfig]) -> tuple[np.ndarray, np.
         total += feature.sum(axis=1)
         total_sq += np.square(feature).sum(axis=1)
         frames += feature.shape[1]
-    return total, total_sq, frames, failures
+    return total, total_sq, frames, failures, len(paths)
 
 
 def compute_mean_std(manifest: str, output_path: str, config: FeatureConfig, num_samples: int,
@@ -220,13 +220,13 @@ def compute_mean_std(manifest: str, output_path: str, config: FeatureConfig, num
     total_sq = np.zeros(config.dim, dtype=np.float64)
     frames = 0
     with Pool(max(1, num_workers)) as pool, tqdm(total=len(paths), desc="mean_std") as bar:
-        for part_sum, part_sq, part_frames, failures in pool.imap_unordered(_stats_worker, jobs):
+        for part_sum, part_sq, part_frames, failures, done in pool.imap_unordered(_stats_worker, jobs):
             total += part_sum
             total_sq += part_sq
             frames += part_frames
             for path, reason in failures:
                 skips.skip(path, reason)
-            bar.update(chunk)
+            bar.update(done)
     if frames == 0:
         raise SystemExit("error: no audio could be featurised for mean/std")
     mean = total / frames

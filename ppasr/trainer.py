@@ -86,6 +86,7 @@ def train(args) -> None:
                                        num_workers=workers)
 
     # ---- model, optimiser, state ----------------------------------------------------------------
+    paddle.seed(args.seed)
     model = DeepSpeech2Model(feature_config.dim, len(vocabulary), args.cnn_size, args.num_rnn_layers, args.rnn_size)
     scheduler = paddle.optimizer.lr.ExponentialDecay(learning_rate=args.learning_rate, gamma=args.lr_gamma)
     optimizer = paddle.optimizer.Adam(learning_rate=scheduler, parameters=model.parameters(),

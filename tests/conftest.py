@@ -30,3 +30,46 @@ def run_cli(script: str, *args: str, cwd: Path, check: bool = True, timeout: int
 def reference_audio() -> tuple[np.ndarray, int]:
     samples, sr = soundfile.read(TEST_WAV, dtype="float32")
     return samples, sr
+
+
+@pytest.fixture(scope="session")
+def prepared_corpus(tmp_path_factory) -> Path:
+    """A small synthesised Mandarin corpus after create_data.py (fbank features)."""
+    root = tmp_path_factory.mktemp("corpus")
+    from ppasr.synth import generate_corpus
+
+    cwd = os.getcwd()
+    os.chdir(root)
+    try:
+        generate_corpus(48, seed=7, language="zh", grammar="demo", name="tiny", num_workers=2, progress=False)
+    finally:
+        os.chdir(cwd)
+    run_cli("create_data.py", "--num_workers=2", "--count_threshold=1", "--feature_method=fbank", cwd=root)
+    (root / "conf").mkdir()
+    (root / "conf" / "augmentation.json").write_text((REPO / "conf" / "augmentation.json").read_text())
+    return root
+
+
+@pytest.fixture
+def workdir(prepared_corpus, tmp_path) -> Path:
+    """A fresh copy of the prepared corpus (manifests point at relative audio paths)."""
+    import shutil
+
+    target = tmp_path / "work"
+    shutil.copytree(prepared_corpus, target, symlinks=True)
+    return target
+
+
+TINY_MODEL = ["--rnn_size=32", "--num_rnn_layers=1", "--cnn_size=8"]
+
+
+@pytest.fixture(scope="session")
+def trained_corpus(prepared_corpus, tmp_path_factory) -> Path:
+    """The tiny corpus with a tiny model trained for 2 epochs (models/deepspeech2/epoch_2)."""
+    import shutil
+
+    root = tmp_path_factory.mktemp("trained") / "work"
+    shutil.copytree(prepared_corpus, root, symlinks=True)
+    run_cli("train.py", *TINY_MODEL, "--batch_size=8", "--num_workers=0", "--num_epoch=2",
+            "--augment_conf_path=None", "--learning_rate=5e-3", cwd=root)
+    return root

@@ -1,0 +1,159 @@
+"""eval.py, export_model.py, infer_path.py and tools/tune.py on a tiny trained model."""
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import paddle
+import pytest
+
+from conftest import TINY_MODEL, run_cli
+
+MODEL = "--resume_model=models/deepspeech2/epoch_2"
+
+
+@pytest.fixture
+def trained(trained_corpus, tmp_path):
+    target = tmp_path / "work"
+    shutil.copytree(trained_corpus, target, symlinks=True)
+    return target
+
+
+def test_eval_prints_cer_and_writes_results(trained):
+    proc = run_cli("eval.py", *TINY_MODEL, MODEL, "--result_path=results.jsonl", "--num_workers=0", cwd=trained)
+    assert "-----------  Configuration Arguments -----------" in proc.stdout
+    line = next(l for l in proc.stdout.splitlines() if "字错率 cer:" in l)
+    assert "消耗时间" in line
+    rows = [json.loads(l) for l in (trained / "results.jsonl").read_text(encoding="utf-8").splitlines()]
+    test_items = (trained / "dataset/manifest.test").read_text(encoding="utf-8").splitlines()
+    assert len(rows) == len(test_items) and {"reference", "hypothesis", "distance"} <= set(rows[0])
+    errors = sum(r["distance"] for r in rows)
+    chars = sum(len(r["reference"]) for r in rows)
+    assert f"cer: {errors / chars:.5f}" in line
+
+
+def test_batched_decoding_ignores_padded_frames(trained):
+    """Each utterance decodes the same alone and inside a batch of very different lengths."""
+    from ppasr.cli import eval_parser
+    from ppasr.evaluation import evaluate, load_for_eval, TextDecoder
+    import os
+
+    cwd = os.getcwd()
+    os.chdir(trained)
+    try:
+        manifest = trained / "dataset/manifest.train"
+        items = [json.loads(l) for l in manifest.read_text(encoding="utf-8").splitlines()]
+        items.sort(key=lambda x: x["duration"])
+        chosen = [items[0], items[len(items) // 2], items[-1]]
+        assert chosen[-1]["duration"] > 1.5 * chosen[0]["duration"]
+        (trained / "mixed.manifest").write_text("".join(json.dumps(i, ensure_ascii=False) + "\n" for i in chosen),
+                                                encoding="utf-8")
+        results = {}
+        for batch_size in (1, 3):
+            args = eval_parser().parse_args(TINY_MODEL + [MODEL, "--test_manifest=mixed.manifest",
+                                                          f"--batch_size={batch_size}", "--num_workers=0"])
+            vocabulary, dataset, loader, model = load_for_eval(args)
+            result = evaluate(model, loader, dataset, TextDecoder(vocabulary).batch, progress=False)
+            results[batch_size] = sorted(result.pairs)
+        assert results[1] == results[3]
+    finally:
+        os.chdir(cwd)
+
+
+def test_beam_search_without_lm_falls_back_with_message(trained):
+    proc = run_cli("eval.py", *TINY_MODEL, MODEL, "--decoder=ctc_beam_search", "--lang_model_path=lm/none.arpa",
+                   "--num_proc_bsearch=1", "--num_workers=0", cwd=trained)
+    assert "lm/none.arpa not found" in proc.stdout and "WITHOUT a language model" in proc.stdout
+    assert "字错率 cer:" in proc.stdout
+
+
+def test_lm_that_is_not_an_lm_is_a_clear_error(trained):
+    (trained / "bad.arpa").write_text("this is not an arpa file\n")
+    proc = run_cli("eval.py", *TINY_MODEL, MODEL, "--decoder=ctc_beam_search", "--lang_model_path=bad.arpa",
+                   "--num_workers=0", cwd=trained, check=False)
+    assert proc.returncode != 0 and "not a valid KenLM language model" in proc.stderr
+
+
+def test_eval_with_built_lm_and_tune(trained):
+    run_cli("tools/build_lm.py", "--manifest", "dataset/manifest.train", "--output", "lm/tiny.arpa", cwd=trained)
+    proc = run_cli("eval.py", *TINY_MODEL, MODEL, "--decoder=ctc_beam_search", "--lang_model_path=lm/tiny.arpa",
+                   "--num_proc_bsearch=2", "--num_workers=0", cwd=trained)
+    assert "字错率 cer:" in proc.stdout
+    proc = run_cli("tools/tune.py", *TINY_MODEL, MODEL, "--lang_model_path=lm/tiny.arpa", "--num_alphas=2",
+                   "--num_betas=2", "--num_proc_bsearch=1", "--num_workers=0", cwd=trained)
+    assert proc.stdout.count("alpha: ") == 4 and "best: alpha=" in proc.stdout
+
+
+def test_eval_bad_inputs(trained):
+    proc = run_cli("eval.py", *TINY_MODEL, "--resume_model=models/nothing", cwd=trained, check=False)
+    assert proc.returncode != 0 and "no model found at models/nothing" in proc.stderr
+    proc = run_cli("eval.py", "--rnn_size=64", "--num_rnn_layers=1", "--cnn_size=8", MODEL, cwd=trained, check=False)
+    assert proc.returncode != 0 and "does not fit this model" in proc.stderr
+    proc = run_cli("eval.py", *TINY_MODEL, MODEL, "--feature_method=mfcc", cwd=trained, check=False)
+    assert proc.returncode != 0 and "computed for 'fbank' features" in proc.stderr
+    (trained / "empty.manifest").write_text("")
+    proc = run_cli("eval.py", *TINY_MODEL, MODEL, "--test_manifest=empty.manifest", cwd=trained, check=False)
+    assert proc.returncode != 0 and "has no utterances" in proc.stderr
+    vocab = trained / "dataset/vocabulary.txt"
+    vocab.write_text(vocab.read_text(encoding="utf-8") + "新\t1\n", encoding="utf-8")
+    proc = run_cli("eval.py", *TINY_MODEL, MODEL, cwd=trained, check=False)
+    assert proc.returncode != 0 and "different vocabulary" in proc.stderr
+
+
+def test_unreadable_audio_in_eval_is_skipped_and_counted(trained):
+    items = (trained / "dataset/manifest.train").read_text(encoding="utf-8").splitlines()[:4]
+    broken = json.loads(items[0])["audio_filepath"]
+    (trained / broken).write_bytes(b"garbage")
+    (trained / "four.manifest").write_text("\n".join(items) + "\n", encoding="utf-8")
+    proc = run_cli("eval.py", *TINY_MODEL, MODEL, "--test_manifest=four.manifest", "--num_workers=0", cwd=trained)
+    assert "skipped 1 utterances whose audio could not be loaded" in proc.stdout
+    assert broken.split("/")[-1] in proc.stderr
+    assert "3 utterances" in proc.stdout
+
+
+def test_export_then_infer_matches_eval_hypothesis(trained):
+    run_cli("export_model.py", *TINY_MODEL, MODEL, cwd=trained)
+    infer_dir = trained / "models/deepspeech2/infer"
+    assert (infer_dir / "model_config.json").exists() and (infer_dir / "vocabulary.txt").exists()
+    item = json.loads((trained / "dataset/manifest.test").read_text(encoding="utf-8").splitlines()[0])
+    (trained / "one.manifest").write_text(json.dumps(item, ensure_ascii=False) + "\n", encoding="utf-8")
+    run_cli("eval.py", *TINY_MODEL, MODEL, "--test_manifest=one.manifest", "--result_path=one.jsonl",
+            "--num_workers=0", cwd=trained)
+    expected = json.loads((trained / "one.jsonl").read_text(encoding="utf-8"))["hypothesis"]
+    # a 44.1 kHz stereo FLAC copy of the clip: resampled on the fly
+    import soundfile
+    import soxr
+
+    samples, sr = soundfile.read(trained / item["audio_filepath"], dtype="float32")
+    soundfile.write(trained / "clip.flac", np.stack([soxr.resample(samples, sr, 44100)] * 2, 1), 44100)
+    for path in (item["audio_filepath"], "clip.flac"):
+        proc = run_cli("infer_path.py", f"--wav_path={path}", "--decoder=ctc_greedy", "--use_gpu=False", cwd=trained)
+        line = next(l for l in proc.stdout.splitlines() if "识别结果" in l)
+        text = line.split("识别结果: ")[1].split(", 得分")[0]
+        if path == "clip.flac":
+            assert len(text) >= len(expected) - 2  # resampling may move a frame boundary
+        else:
+            assert text == expected
+    proc = run_cli("infer_path.py", f"--wav_path={item['audio_filepath']}", "--lang_model_path=None",
+                   "--beam_size=1", "--use_gpu=False", cwd=trained)
+    assert f"识别结果: {expected}," in proc.stdout, "beam 1 without LM equals greedy"
+
+
+def test_infer_bad_inputs(trained):
+    proc = run_cli("infer_path.py", "--wav_path=x.wav", "--model_dir=models/missing/", cwd=trained, check=False)
+    assert proc.returncode != 0 and "python3 export_model.py" in proc.stderr
+
+
+def test_long_audio_split_on_silence(reference_audio):
+    from ppasr.vad import split_on_silence
+
+    samples, sr = reference_audio
+    gap = np.zeros(sr, dtype=np.float32)
+    long_audio = np.concatenate([samples, gap, samples, gap, samples])
+    segments = split_on_silence(long_audio, sr)
+    assert len(segments) >= 3
+    starts = [s / sr for s, _ in segments]
+    assert any(abs(s - (len(samples) + sr) / sr) < 1.0 for s in starts), starts
+    for start, end in segments:
+        assert end > start and end <= len(long_audio)

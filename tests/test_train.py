@@ -1,0 +1,155 @@
+"""train.py end to end on a tiny synthesised corpus: logs, checkpoints, resume, pretrained, errors."""
+from __future__ import annotations
+
+import json
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import paddle
+import pytest
+
+from conftest import REPO, TINY_MODEL, run_cli
+
+FAST = TINY_MODEL + ["--batch_size=8", "--num_workers=0", "--augment_conf_path=None", "--log_interval=1"]
+LOG_LINE = re.compile(r"^\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+\] Train epoch: \[(\d+)/(\d+)\], batch: \[(\d+)/(\d+)\], "
+                      r"loss: [\d.]+, learning rate: [\d.]+, eta: \d+:\d\d:\d\d$")
+TEST_LINE = re.compile(r"^\[.+\] Test epoch: (\d+), time/epoch: .+, loss: [\d.]+, cer: ([\d.]+)")
+
+
+def load_params(path) -> dict:
+    return {k: v.numpy() for k, v in paddle.load(str(path / "model.pdparams")).items()}
+
+
+def test_train_logs_checkpoints_and_visualdl(workdir):
+    proc = run_cli("train.py", *FAST, "--num_epoch=2", "--augment_conf_path=conf/augmentation.json", cwd=workdir)
+    out = proc.stdout
+    assert "-----------  Configuration Arguments -----------" in out and "learning_rate: 0.001" in out
+    train_lines = [LOG_LINE.match(l) for l in out.splitlines() if "Train epoch" in l]
+    assert train_lines and all(train_lines), out
+    assert {m.group(1) for m in train_lines} == {"1", "2"}
+    tests = [TEST_LINE.match(l) for l in out.splitlines() if "Test epoch" in l]
+    assert [m.group(1) for m in tests if m] == ["1", "2"]
+    root = workdir / "models" / "deepspeech2"
+    for epoch in (1, 2):
+        folder = root / f"epoch_{epoch}"
+        assert (folder / "model.pdparams").exists() and (folder / "optimizer.pdopt").exists()
+        state = json.loads((folder / "state.json").read_text())
+        assert state["epoch"] == epoch and state["batch_in_epoch"] == 0 and state["step"] > 0
+        assert json.loads(state["feature_config"])["method"] == "fbank"
+    assert not [p for p in root.iterdir() if p.name.startswith(".")], "no temporary folders left behind"
+    runs = list((workdir / "log").iterdir())
+    assert len(runs) == 1 and list(runs[0].glob("vdlrecords.*"))
+
+
+def test_keeps_last_three_checkpoints_and_saves_mid_epoch(workdir):
+    run_cli("train.py", *FAST, "--num_epoch=3", "--save_interval=2", cwd=workdir)
+    names = sorted(p.name for p in (workdir / "models/deepspeech2").iterdir())
+    assert names == ["epoch_3", "epoch_3_batch_2", "epoch_3_batch_4"], names  # the newest three
+
+
+def test_resume_after_kill_matches_uninterrupted_run(workdir, tmp_path):
+    import shutil
+
+    # reference: an uninterrupted run
+    reference_dir = tmp_path / "reference"
+    shutil.copytree(workdir, reference_dir, symlinks=True)
+    run_cli("train.py", *FAST, "--num_epoch=2", cwd=reference_dir)
+    reference = load_params(reference_dir / "models/deepspeech2/epoch_2")
+
+    # the same run, killed after its first mid-epoch checkpoint, then resumed from it
+    env = dict(__import__("os").environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
+    proc = subprocess.Popen([sys.executable, str(REPO / "train.py"), *FAST, "--num_epoch=2", "--save_interval=2"],
+                            cwd=workdir, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    checkpoint = workdir / "models/deepspeech2/epoch_1_batch_2"
+    deadline = time.time() + 300
+    while not (checkpoint / "state.json").exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert (checkpoint / "state.json").exists()
+    resumed = run_cli("train.py", *FAST, "--num_epoch=2", f"--resume_model={checkpoint}", cwd=workdir)
+    assert "resumed from" in resumed.stdout and "epoch 1, batch 2" in resumed.stdout
+    first = next(LOG_LINE.match(l) for l in resumed.stdout.splitlines() if LOG_LINE.match(l))
+    assert (first.group(1), first.group(3)) == ("1", "2"), "continues inside epoch 1 at batch 2"
+    state = json.loads((workdir / "models/deepspeech2/epoch_2/state.json").read_text())
+    reference_state = json.loads((reference_dir / "models/deepspeech2/epoch_2/state.json").read_text())
+    assert state["step"] == reference_state["step"]
+    assert state["learning_rate"] == pytest.approx(reference_state["learning_rate"])
+    resumed_params = load_params(workdir / "models/deepspeech2/epoch_2")
+    for name, value in reference.items():
+        np.testing.assert_allclose(resumed_params[name], value, rtol=1e-4, atol=1e-5, err_msg=name)
+
+
+def test_pretrained_loads_matching_tensors_and_lists_skipped(workdir):
+    run_cli("train.py", *FAST, "--num_epoch=1", cwd=workdir)
+    source = workdir / "models/deepspeech2/epoch_1"
+    vocab = workdir / "dataset/vocabulary.txt"
+    vocab.write_text(vocab.read_text(encoding="utf-8") + "新\t1\n", encoding="utf-8")
+    proc = run_cli("train.py", *FAST, "--num_epoch=1", f"--pretrained_model={source}",
+                   "--save_model_path=models2/", cwd=workdir)
+    assert "skipped tensors: ['fc.bias', 'fc.weight']" in proc.stdout
+
+
+def test_resume_with_other_vocabulary_is_a_clear_error(workdir):
+    run_cli("train.py", *FAST, "--num_epoch=1", cwd=workdir)
+    vocab = workdir / "dataset/vocabulary.txt"
+    lines = vocab.read_text(encoding="utf-8").splitlines()
+    vocab.write_text("\n".join([lines[0], lines[2], lines[1]] + lines[3:]) + "\n", encoding="utf-8")
+    proc = run_cli("train.py", *FAST, "--num_epoch=2", "--resume_model=models/deepspeech2/epoch_1",
+                   cwd=workdir, check=False)
+    assert proc.returncode != 0 and "different vocabulary" in proc.stderr
+
+
+def test_feature_method_mismatch_is_a_clear_error(workdir):
+    proc = run_cli("train.py", *FAST, "--feature_method=linear", cwd=workdir, check=False)
+    assert proc.returncode != 0 and "computed for 'fbank' features" in proc.stderr
+
+
+def test_missing_files_name_the_command_that_makes_them(tmp_path):
+    proc = run_cli("train.py", cwd=tmp_path, check=False)
+    assert proc.returncode != 0 and "python3 create_data.py" in proc.stderr
+
+
+def test_unreadable_audio_and_infeasible_labels_do_not_kill_training(workdir):
+    manifest = workdir / "dataset/manifest.train"
+    items = [json.loads(l) for l in manifest.read_text(encoding="utf-8").splitlines()]
+    broken = workdir / items[0]["audio_filepath"]
+    broken.write_bytes(b"RIFF garbage")  # decode fails at train time
+    items.append(dict(items[1], text=items[1]["text"] * 40))  # far more labels than output frames
+    manifest.write_text("".join(json.dumps(i, ensure_ascii=False) + "\n" for i in items), encoding="utf-8")
+    proc = run_cli("train.py", *FAST, "--num_epoch=1", cwd=workdir)
+    assert "dropped 1 utterances: label longer than the model's output frames" in proc.stdout
+    assert "skip:" in proc.stderr and broken.name in proc.stderr
+    assert (workdir / "models/deepspeech2/epoch_1/model.pdparams").exists()
+
+
+def test_nan_loss_is_skipped_then_stops_when_persistent(workdir, monkeypatch, capsys):
+    import os
+
+    from ppasr import trainer
+    from ppasr.cli import train_parser
+
+    monkeypatch.chdir(workdir)
+    real = trainer.ctc_loss_per_utterance
+    calls = {"n": 0}
+
+    def sometimes_nan(*args):
+        calls["n"] += 1
+        loss = real(*args)
+        return loss * float("nan") if calls["n"] in (2, 3) else loss
+
+    monkeypatch.setattr(trainer, "ctc_loss_per_utterance", sometimes_nan)
+    args = train_parser().parse_args(FAST + ["--num_epoch=1"])
+    trainer.train(args)
+    out = capsys.readouterr().out
+    assert out.count("loss is NaN/inf") == 2 and "training finished with 2 skipped batches" in out
+
+    monkeypatch.setattr(trainer, "ctc_loss_per_utterance", lambda *a: real(*a) * float("nan"))
+    args = train_parser().parse_args(FAST + ["--num_epoch=1", "--max_bad_steps=3", "--save_model_path=m2/"])
+    with pytest.raises(SystemExit, match="3 bad batches in a row"):
+        trainer.train(args)
+    assert not os.path.exists("m2/deepspeech2/epoch_1")
