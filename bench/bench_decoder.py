@@ -20,9 +20,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ppasr.decoder import BeamSearchDecoder, greedy_decode  # noqa: E402
-from ppasr.lm import build_lm  # noqa: E402
-from ppasr.metrics import corpus_cer  # noqa: E402
+from ppasr.decoder import BeamSearchDecoder, greedy_decode
+from ppasr.lm import build_lm
+from ppasr.metrics import corpus_cer
 
 
 class SyntheticLanguage:
@@ -33,7 +33,8 @@ class SyntheticLanguage:
         self.vocabulary = vocabulary
         self.word_mode = word_mode
         self.rng = rng
-        letters = [i for i, token in enumerate(vocabulary) if i > 0 and token != " "]
+        letters = rng.permutation([i for i, token in enumerate(vocabulary)
+                                   if i > 0 and token != " "])
         weights = 1.0 / np.arange(1, len(letters) + 1)
         weights /= weights.sum()
         lengths = rng.integers(2, 8 if word_mode else 4, size=num_words)
@@ -55,25 +56,24 @@ class SyntheticLanguage:
     def posteriors(self, text: str, max_frames: int) -> np.ndarray:
         """Peaked [T, V] CTC posteriors aligned to ``text`` (cut after ``max_frames + 1``)."""
         index = {token: i for i, token in enumerate(self.vocabulary)}
-        frames: list[tuple[int, float, int, float]] = []
+        frames: list[tuple[int, int, float, float]] = []
         for i, ch in enumerate(text):
             token = index[ch]
+            # One token in five is ambiguous: its partner takes 35-60% of the peak mass.
+            share = self.rng.uniform(0.35, 0.6) if self.rng.random() < 0.2 else 0.0
             for _ in range(self.rng.integers(1, 3)):
-                confused = self.rng.random() < 0.25
-                ambiguity = self.rng.uniform(0.5, 1.3) if confused else 0.02
-                frames.append((token, self.rng.uniform(0.5, 0.95), self.partner[token], ambiguity))
+                frames.append((token, self.partner[token], self.rng.uniform(0.6, 0.97), share))
             need_blank = i + 1 < len(text) and text[i + 1] == ch
             for _ in range(max(int(need_blank), self.rng.integers(0, 4))):
-                frames.append((0, self.rng.uniform(0.8, 0.99), 0, 0.0))
+                frames.append((0, 0, self.rng.uniform(0.8, 0.99), 0.0))
         frames = frames[:max_frames + 1]
         noise = self.rng.random((len(frames), len(self.vocabulary)), dtype=np.float32) ** 8
         noise /= noise.sum(axis=1, keepdims=True)
         probs = np.empty_like(noise)
-        for t, (token, peak, partner, ambiguity) in enumerate(frames):
-            confusion = min(peak * ambiguity, (1 - peak) * 0.9)
-            probs[t] = noise[t] * (1 - peak - confusion)
-            probs[t, token] += peak
-            probs[t, partner] += confusion
+        for t, (token, partner, peak, share) in enumerate(frames):
+            probs[t] = noise[t] * (1 - peak)
+            probs[t, token] += peak * (1 - share)
+            probs[t, partner] += peak * share
         return probs
 
 

@@ -8,17 +8,20 @@ The beam search ranks prefixes by ``log P_ctc + alpha * ln P_lm + beta * n_lm_to
 DeepSpeech2/PPASR's ``ctc_beam_search_decoder``. With a character vocabulary (no space
 token) every non-space character is an LM token; when the vocabulary contains ``" "`` the
 LM is word-level and a word is scored when a space completes it, the trailing partial word
-at the end of the utterance. KenLM returns log10 probabilities; they are converted to
+at the end of the utterance (with an ARPA model, an unfinished word that no LM word starts
+with is charged as soon as it appears, see :class:`PrefixBeamSearch`). KenLM returns log10 probabilities; they are converted to
 natural logs before weighting so ``alpha`` scales the same units as the CTC log-probs.
 """
 from __future__ import annotations
 
+import bisect
+import gzip
 import math
 import multiprocessing
 import os
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 
@@ -26,6 +29,7 @@ BLANK_INDEX = 0
 LM_TOKEN_MODES = ("char", "word")
 _LN10 = math.log(10.0)
 _NEG_INF = -np.inf
+_KENLM_BINARY_MAGIC = b"mmap lm "
 
 
 def _check_batch(probs: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -85,6 +89,31 @@ def load_language_model(path: str) -> Any:
                          f"binary): {detail[:200]}") from None
 
 
+def read_arpa_words(path: str) -> list[str] | None:
+    """Sorted words of an ARPA model's unigram section (``None`` for a KenLM binary).
+
+    ``<s>``, ``</s>`` and ``<unk>`` are left out.
+    """
+    opener = gzip.open if path.endswith(".gz") else open
+    with opener(path, "rb") as raw:
+        if raw.read(len(_KENLM_BINARY_MAGIC)) == _KENLM_BINARY_MAGIC:
+            return None
+    words = []
+    in_unigrams = False
+    with opener(path, "rt", encoding="utf-8", errors="replace") as handle:
+        for line in handle:
+            line = line.strip()
+            if line.startswith("\\"):
+                if in_unigrams:
+                    break
+                in_unigrams = line == "\\1-grams:"
+            elif in_unigrams and line:
+                fields = line.split()
+                if len(fields) >= 2 and fields[1] not in ("<s>", "</s>", "<unk>"):
+                    words.append(fields[1])
+    return sorted(words)
+
+
 @dataclass(frozen=True)
 class PrunedFrames:
     """One utterance's per-frame candidate tokens, most probable first.
@@ -141,84 +170,148 @@ class SearchConfig:
     oov_log10: float | None = None
 
 
-class _Fusion:
-    """KenLM shallow fusion: ``alpha * ln P(token | state) + beta`` per LM token."""
-
-    def __init__(self, model: Any, alpha: float, beta: float, oov_log10: float | None) -> None:
-        import kenlm
-
-        self._model = model
-        self._new_state = kenlm.State
-        self._alpha_ln = alpha * _LN10
-        self._beta = beta
-        self._oov_log10 = oov_log10
-
-    def start(self) -> Any:
-        """KenLM state after ``<s>``."""
-        state = self._new_state()
-        self._model.BeginSentenceWrite(state)
-        return state
-
-    def score(self, state: Any, token: str) -> tuple[float, Any]:
-        """Weighted score of ``token`` after ``state`` and the state that follows it."""
-        out = self._new_state()
-        log10 = self._model.BaseScore(state, token, out)
-        if self._oov_log10 is not None and token not in self._model:
-            log10 = self._oov_log10
-        return self._alpha_ln * log10 + self._beta, out
-
-
 class _PrefixTrie:
-    """Prefix tree of label sequences; each node caches its LM state and fused LM score."""
+    """Prefix tree of label sequences; each node caches its KenLM state and fused LM score.
 
-    def __init__(self, vocabulary: tuple[str, ...], fusion: _Fusion | None,
-                 word_mode: bool) -> None:
+    Per node: ``score`` is the fused LM score used for ranking, ``base`` the part of it no
+    later token can change (they differ in word mode while a provisionally scored word is
+    unfinished), ``state`` the KenLM state after the final-scored tokens and, in word mode,
+    ``partial`` the unfinished word with ``partial_state`` the state after it, if scored.
+    KenLM queries are memoised per ``(state, word)``, which many prefixes share.
+    """
+
+    def __init__(self, vocabulary: tuple[str, ...], model: Any, config: SearchConfig,
+                 lm_words: list[str] | None) -> None:
         self._vocabulary = vocabulary
         self._stride = len(vocabulary) + 1
-        self._fusion = fusion
-        self._word_mode = word_mode
+        self._model = model
+        self._lm_words = lm_words
+        self._word_mode = config.lm_token == "word"
         self._space = vocabulary.index(" ") if " " in vocabulary else -1
+        self._alpha_ln = config.alpha * _LN10
+        self._beta = config.beta
+        self._oov_log10 = config.oov_log10
         self._children: dict[int, int] = {}
+        self._queries: dict[tuple[Any, str], tuple[float, Any]] = {}
+        self._known_prefixes: dict[str, bool] = {}
         self.parent = [-1]
         self.token = [len(vocabulary)]  # the root's sentinel "last token"
-        self.lm_score = [0.0]
-        self.lm_state = [fusion.start() if fusion else None]
+        self.score = [0.0]
+        self.base = [0.0]
+        self.state: list[Any] = [None]
         self.partial = [""]
+        self.partial_state: list[Any] = [None]
+        if model is not None:
+            import kenlm
 
-    def child(self, node: int, token: int) -> int:
-        """Node for ``prefix(node) + token``, created (and LM-scored) on first use."""
-        key = node * self._stride + token
-        found = self._children.get(key)
-        if found is not None:
-            return found
-        score, state, partial = self.lm_score[node], self.lm_state[node], self.partial[node]
-        if self._fusion is not None:
-            if self._word_mode:
-                if token == self._space:
-                    if partial:
-                        delta, state = self._fusion.score(state, partial)
-                        score += delta
-                    partial = ""
-                else:
-                    partial += self._vocabulary[token]
-            elif token != self._space:
-                delta, state = self._fusion.score(state, self._vocabulary[token])
-                score += delta
-        new = len(self.parent)
-        self._children[key] = new
-        self.parent.append(node)
-        self.token.append(token)
-        self.lm_score.append(score)
-        self.lm_state.append(state)
-        self.partial.append(partial)
-        return new
+            self._new_state = kenlm.State
+            self.state[0] = kenlm.State()
+            model.BeginSentenceWrite(self.state[0])
+
+    def _lm(self, state: Any, word: str) -> tuple[float, Any]:
+        """``alpha * ln P(word | state) + beta`` and the state after ``word``."""
+        key = (state, word)
+        found = self._queries.get(key)
+        if found is None:
+            after = self._new_state()
+            log10 = self._model.BaseScore(state, word, after)
+            if self._oov_log10 is not None and word not in self._model:
+                log10 = self._oov_log10
+            found = self._queries[key] = (self._alpha_ln * log10 + self._beta, after)
+        return found
+
+    def _starts_known_word(self, text: str) -> bool:
+        """Whether some LM word starts with ``text`` (always true if the words are unknown)."""
+        known = self._known_prefixes.get(text)
+        if known is None:
+            words = self._lm_words
+            index = bisect.bisect_left(words, text) if words is not None else 0
+            known = words is None or (index < len(words) and words[index].startswith(text))
+            self._known_prefixes[text] = known
+        return known
+
+    def _child_values(self, node: int, token: int) -> tuple[float, float, Any, str, Any]:
+        """``(score, base, state, partial, partial_state)`` of ``prefix(node) + token``."""
+        score, base, state = self.score[node], self.base[node], self.state[node]
+        if self._model is None or (token == self._space and not self._word_mode):
+            return score, base, state, "", None
+        if not self._word_mode:
+            delta, after = self._lm(state, self._vocabulary[token])
+            return base + delta, base + delta, after, "", None
+        partial = self.partial[node]
+        if token == self._space:  # the unfinished word, if any, is scored for good
+            if not partial:
+                return score, base, state, "", None
+            if self.partial_state[node] is not None:
+                return score, score, self.partial_state[node], "", None
+            delta, after = self._lm(state, partial)
+            return base + delta, base + delta, after, "", None
+        word = partial + self._vocabulary[token]
+        if self._starts_known_word(word):
+            return base, base, state, word, None
+        delta, after = self._lm(state, word)
+        return base + delta, base, state, word, after
+
+    def child_scores(self, nodes: list[int], tokens: list[int]) -> list[float]:
+        """Fused LM scores of ``prefix(node) + token`` without adding nodes to the tree.
+
+        The search's hot loop: it inlines the score part of :meth:`_child_values`.
+        """
+        score, base, state, partial = self.score, self.base, self.state, self.partial
+        query, lm, vocabulary, space = self._queries.get, self._lm, self._vocabulary, self._space
+        out = []
+        if self._model is None:
+            return [score[node] for node in nodes]
+        if not self._word_mode:
+            for node, token in zip(nodes, tokens):
+                if token == space:
+                    out.append(score[node])
+                    continue
+                key = (state[node], vocabulary[token])
+                out.append(base[node] + (query(key) or lm(*key))[0])
+            return out
+        known, starts_known = self._known_prefixes.get, self._starts_known_word
+        for node, token in zip(nodes, tokens):
+            if token == space:
+                word = partial[node]
+                if not word or self.partial_state[node] is not None:
+                    out.append(score[node])
+                    continue
+            else:
+                word = partial[node] + vocabulary[token]
+                is_prefix = known(word)
+                if is_prefix or (is_prefix is None and starts_known(word)):
+                    out.append(base[node])
+                    continue
+            key = (state[node], word)
+            out.append(base[node] + (query(key) or lm(*key))[0])
+        return out
+
+    def extend(self, nodes: list[int], tokens: list[int]) -> list[int]:
+        """Nodes of ``prefix(node) + token``, created on first use."""
+        children, stride = self._children, self._stride
+        out = []
+        for node, token in zip(nodes, tokens):
+            key = node * stride + token
+            child = children.get(key)
+            if child is None:
+                child = children[key] = len(self.parent)
+                score, base, state, partial, partial_state = self._child_values(node, token)
+                self.parent.append(node)
+                self.token.append(token)
+                self.score.append(score)
+                self.base.append(base)
+                self.state.append(state)
+                self.partial.append(partial)
+                self.partial_state.append(partial_state)
+            out.append(child)
+        return out
 
     def final_score(self, node: int) -> float:
-        """LM score of the node including its unfinished trailing word (word mode)."""
-        score = self.lm_score[node]
-        if self._fusion is not None and self._word_mode and self.partial[node]:
-            score += self._fusion.score(self.lm_state[node], self.partial[node])[0]
-        return score
+        """Fused LM score of the prefix as a finished utterance (its last word scored)."""
+        if self.partial[node] and self.partial_state[node] is None:
+            return self.base[node] + self._lm(self.state[node], self.partial[node])[0]
+        return self.score[node]
 
     def labels(self, node: int) -> list[int]:
         """Label sequence of the prefix ending at ``node``."""
@@ -230,40 +323,45 @@ class _PrefixTrie:
 
 
 class PrefixBeamSearch:
-    """CTC prefix beam search over pruned frames, optionally fused with a KenLM model."""
+    """CTC prefix beam search over pruned frames, optionally fused with a KenLM model.
 
-    def __init__(self, config: SearchConfig, model: Any = None) -> None:
+    Word mode with an ARPA model (whose vocabulary can be read) scores an unfinished word
+    early, as the OOV word it must become, as soon as it is no prefix of any LM word: a
+    hypothesis cannot postpone the LM cost of garbage by never closing its word. Other
+    unfinished words are scored when a space completes them or at the end.
+    """
+
+    def __init__(self, config: SearchConfig) -> None:
         if config.beam_size < 1:
             raise ValueError(f"beam_size must be >= 1, got {config.beam_size}")
         if config.lm_token not in LM_TOKEN_MODES:
             raise ValueError(f"lm_token must be one of {LM_TOKEN_MODES}, got {config.lm_token!r}")
+        if config.alpha < 0:
+            raise ValueError(f"alpha must be >= 0, got {config.alpha}")
+        if config.oov_log10 is not None and config.oov_log10 > 0:
+            raise ValueError(f"oov_log10 must be <= 0, got {config.oov_log10}")
         self.config = config
-        if model is None and config.lang_model_path is not None:
-            model = load_language_model(config.lang_model_path)
-        self._fusion = None
-        if model is not None:
-            if config.alpha < 0:
-                raise ValueError(f"alpha must be >= 0, got {config.alpha}")
-            if config.oov_log10 is not None and config.oov_log10 > 0:
-                raise ValueError(f"oov_log10 must be <= 0, got {config.oov_log10}")
-            self._fusion = _Fusion(model, config.alpha, config.beta, config.oov_log10)
+        self._model = None
+        self._lm_words = None
+        if config.lang_model_path is not None:
+            self._model = load_language_model(config.lang_model_path)
+            if config.lm_token == "word":
+                self._lm_words = read_arpa_words(config.lang_model_path)
         vocabulary = config.vocabulary
-        self._word_mode = config.lm_token == "word"
         self._space = vocabulary.index(" ") if " " in vocabulary else -1
-        # Upper bound of one LM step's contribution (log P <= 0): lets the search skip
-        # KenLM queries for candidates that cannot enter the beam.
+        self._word_mode = config.lm_token == "word"
+        # A KenLM step adds alpha * ln P + beta <= beta: an upper bound that lets the search
+        # skip queries for candidates which cannot enter the beam.
         self._lm_bonus = max(config.beta, 0.0)
 
     def search(self, frames: PrunedFrames) -> tuple[str, float]:
         """Best transcript of one utterance and its fused log score (natural log)."""
         vocabulary = self.config.vocabulary
         vocab_size = len(vocabulary)
-        trie = _PrefixTrie(vocabulary, self._fusion, self._word_mode)
-        nodes = np.zeros(1, dtype=np.int64)
-        last = np.full(1, vocab_size, dtype=np.int64)
-        log_pb = np.zeros(1)
-        log_pnb = np.full(1, _NEG_INF)
-        lm = np.zeros(1)
+        trie = _PrefixTrie(vocabulary, self._model, self.config, self._lm_words)
+        beam = _Beam(nodes=np.zeros(1, dtype=np.int64), last=np.full(1, vocab_size),
+                     log_pb=np.zeros(1), log_pnb=np.full(1, _NEG_INF), lm=np.zeros(1),
+                     lm_base=np.zeros(1))
         dense = np.full(vocab_size + 1, _NEG_INF)
         column = np.full(vocab_size + 1, -1, dtype=np.int64)
         for t in range(frames.counts.shape[0]):
@@ -275,91 +373,109 @@ class PrefixBeamSearch:
             ext_tokens = tokens[extend].astype(np.int64)
             column[ext_tokens] = np.arange(ext_tokens.shape[0])
 
-            log_total = np.logaddexp(log_pb, log_pnb)
+            log_total = np.logaddexp(beam.log_pb, beam.log_pnb)
             stay_pb = dense[BLANK_INDEX] + log_total
-            stay_pnb = dense[last] + log_pnb
-            repeat = ext_tokens[None, :] == last[:, None]
-            ext = np.where(repeat, log_pb[:, None], log_total[:, None]) + log_probs[extend][None, :]
-            self._merge_existing(trie, nodes, column, ext, stay_pnb)
-
-            nodes, last, log_pb, log_pnb, lm = self._select(
-                trie, nodes, last, lm, ext_tokens, ext, stay_pb, stay_pnb)
+            stay_pnb = dense[beam.last] + beam.log_pnb
+            repeat = ext_tokens[None, :] == beam.last[:, None]
+            ext = (np.where(repeat, beam.log_pb[:, None], log_total[:, None])
+                   + log_probs[extend][None, :])
+            _merge_existing(trie, beam.nodes, column, ext, stay_pnb)
+            beam = self._select(trie, beam, ext_tokens, ext, stay_pb, stay_pnb)
             dense[tokens] = _NEG_INF
             column[ext_tokens] = -1
 
-        finals = np.logaddexp(log_pb, log_pnb) + np.array(
-            [trie.final_score(int(node)) for node in nodes])
+        finals = np.logaddexp(beam.log_pb, beam.log_pnb) + np.array(
+            [trie.final_score(node) for node in beam.nodes.tolist()])
         best = int(np.argmax(finals))
-        text = "".join(vocabulary[label] for label in trie.labels(int(nodes[best])))
+        text = "".join(vocabulary[label] for label in trie.labels(int(beam.nodes[best])))
         return text, float(finals[best])
 
-    @staticmethod
-    def _merge_existing(trie: _PrefixTrie, nodes: np.ndarray, column: np.ndarray,
-                        ext: np.ndarray, stay_pnb: np.ndarray) -> None:
-        """Fold extensions that recreate a prefix already in the beam into that prefix."""
-        position = {node: i for i, node in enumerate(nodes.tolist())}
-        parents = np.array([position.get(trie.parent[node], -1) for node in nodes.tolist()])
-        cols = column[np.array([trie.token[node] for node in nodes.tolist()])]
-        hit = (parents >= 0) & (cols >= 0)
-        if hit.any():
-            rows, cols = parents[hit], cols[hit]
-            stay_pnb[hit] = np.logaddexp(stay_pnb[hit], ext[rows, cols])
-            ext[rows, cols] = _NEG_INF
-
-    def _select(self, trie: _PrefixTrie, nodes: np.ndarray, last: np.ndarray, lm: np.ndarray,
-                ext_tokens: np.ndarray, ext: np.ndarray, stay_pb: np.ndarray,
-                stay_pnb: np.ndarray) -> tuple[np.ndarray, ...]:
+    def _select(self, trie: _PrefixTrie, beam: _Beam, ext_tokens: np.ndarray, ext: np.ndarray,
+                stay_pb: np.ndarray, stay_pnb: np.ndarray) -> _Beam:
         """Keep the ``beam_size`` best of the stay and extension candidates.
 
-        Candidates needing a KenLM query are first ranked by an upper bound (CTC + LM so far
-        + ``beta``) and only queried when that bound could still reach the beam.
+        Candidates needing a KenLM query are ranked by an upper bound (CTC + fixed LM score
+        + ``beta``) and queried in that order, only while the bound can still beat the
+        current ``beam_size``-th best exact score; the selection is therefore exact.
         """
-        beam, width = ext.shape
-        scores = np.concatenate([np.logaddexp(stay_pb, stay_pnb) + lm,
-                                 (ext + lm[:, None]).ravel()])
-        pending = np.zeros(scores.shape[0], dtype=bool)
-        if self._fusion is not None and width:
-            if self._word_mode:
-                partial = np.array([bool(trie.partial[node]) for node in nodes.tolist()])
-                needs_lm = partial[:, None] & (ext_tokens == self._space)[None, :]
-            else:
-                needs_lm = np.broadcast_to(ext_tokens != self._space, ext.shape)
-            pending[beam:] = needs_lm.ravel() & np.isfinite(scores[beam:])
-            scores[beam:][pending[beam:]] += self._lm_bonus
-
-        def resolve(flat: np.ndarray) -> None:
-            for index in flat.tolist():
-                row, col = divmod(index - beam, width)
-                child = trie.child(int(nodes[row]), int(ext_tokens[col]))
-                scores[index] = ext[row, col] + trie.lm_score[child]
-            pending[flat] = False
-
+        rows, width = ext.shape
         size = self.config.beam_size
+        scores = np.concatenate([np.logaddexp(stay_pb, stay_pnb) + beam.lm,
+                                 (ext + beam.lm[:, None]).ravel()])
+        pending = np.zeros(scores.shape[0], dtype=bool)
+        if self._model is not None and width:
+            needs_lm = np.broadcast_to(self._word_mode | (ext_tokens != self._space),
+                                       ext.shape).ravel()
+            pending[rows:] = needs_lm & np.isfinite(scores[rows:])
+            bound = (ext + beam.lm_base[:, None]).ravel() + self._lm_bonus
+            scores[rows:][pending[rows:]] = bound[pending[rows:]]
+
         if pending.any():
-            if scores.shape[0] > size:
-                top = np.argpartition(-scores, size - 1)[:size]
-                resolve(top[pending[top]])
-                known = scores[~pending]
-                if known.shape[0] >= size:
-                    threshold = np.partition(known, known.shape[0] - size)[known.shape[0] - size]
-                    resolve(np.flatnonzero(pending & (scores > threshold)))
-                else:
-                    resolve(np.flatnonzero(pending))
-                scores[pending] = _NEG_INF
-            else:
-                resolve(np.flatnonzero(pending))
-        finite = np.flatnonzero(np.isfinite(scores))
-        if finite.shape[0] > size:
-            finite = finite[np.argpartition(-scores[finite], size - 1)[:size]]
-        stays = finite[finite < beam]
-        row, col = np.divmod(finite[finite >= beam] - beam, max(width, 1))
-        children = [trie.child(int(nodes[r]), int(ext_tokens[c]))
-                    for r, c in zip(row.tolist(), col.tolist())]
-        return (np.concatenate([nodes[stays], np.array(children, dtype=np.int64)]),
-                np.concatenate([last[stays], ext_tokens[col]]),
-                np.concatenate([stay_pb[stays], np.full(row.shape[0], _NEG_INF)]),
-                np.concatenate([stay_pnb[stays], ext[row, col]]),
-                np.concatenate([lm[stays], np.array([trie.lm_score[c] for c in children])]))
+            known = scores[~pending]
+            best = known[np.isfinite(known)]
+            if best.shape[0] > size:
+                best = np.partition(best, best.shape[0] - size)[-size:]
+            threshold = best.min() if best.shape[0] >= size else _NEG_INF
+            queue = np.flatnonzero(pending & (scores > threshold))
+            queue = queue[np.argsort(-scores[queue], kind="stable")]
+            step = max(size, 64)
+            for start in range(0, queue.shape[0], step):
+                chunk = queue[start:start + step]
+                chunk = chunk[scores[chunk] > threshold]
+                if chunk.shape[0] == 0:
+                    break
+                row, col = np.divmod(chunk - rows, width)
+                lm = trie.child_scores(beam.nodes[row].tolist(), ext_tokens[col].tolist())
+                exact = ext[row, col] + np.array(lm)
+                scores[chunk] = exact
+                pending[chunk] = False
+                best = np.concatenate([best, exact[np.isfinite(exact)]])
+                if best.shape[0] >= size:
+                    best = np.partition(best, best.shape[0] - size)[-size:]
+                    threshold = best.min()
+            scores[pending] = _NEG_INF
+
+        chosen = np.flatnonzero(np.isfinite(scores))
+        if chosen.shape[0] > size:
+            chosen = chosen[np.argpartition(-scores[chosen], size - 1)[:size]]
+        stays = chosen[chosen < rows]
+        row, col = np.divmod(chosen[chosen >= rows] - rows, max(width, 1))
+        children = trie.extend(beam.nodes[row].tolist(), ext_tokens[col].tolist())
+        return _Beam(
+            nodes=np.concatenate([beam.nodes[stays], np.array(children, dtype=np.int64)]),
+            last=np.concatenate([beam.last[stays], ext_tokens[col]]),
+            log_pb=np.concatenate([stay_pb[stays], np.full(row.shape[0], _NEG_INF)]),
+            log_pnb=np.concatenate([stay_pnb[stays], ext[row, col]]),
+            lm=np.concatenate([beam.lm[stays], np.array([trie.score[c] for c in children])]),
+            lm_base=np.concatenate([beam.lm_base[stays],
+                                    np.array([trie.base[c] for c in children])]))
+
+
+@dataclass
+class _Beam:
+    """The surviving prefixes: trie node, last label, CTC log-probs ending in blank /
+    non-blank, fused LM score and its fixed part."""
+
+    nodes: np.ndarray
+    last: np.ndarray
+    log_pb: np.ndarray
+    log_pnb: np.ndarray
+    lm: np.ndarray
+    lm_base: np.ndarray
+
+
+def _merge_existing(trie: _PrefixTrie, nodes: np.ndarray, column: np.ndarray, ext: np.ndarray,
+                    stay_pnb: np.ndarray) -> None:
+    """Fold extensions that recreate a prefix already in the beam into that prefix."""
+    node_list = nodes.tolist()
+    position = {node: i for i, node in enumerate(node_list)}
+    parents = np.array([position.get(trie.parent[node], -1) for node in node_list])
+    cols = column[np.array([trie.token[node] for node in node_list])]
+    hit = (parents >= 0) & (cols >= 0)
+    if hit.any():
+        rows, cols = parents[hit], cols[hit]
+        stay_pnb[hit] = np.logaddexp(stay_pnb[hit], ext[rows, cols])
+        ext[rows, cols] = _NEG_INF
 
 
 _WORKER_SEARCH: PrefixBeamSearch | None = None
@@ -419,7 +535,10 @@ class BeamSearchDecoder:
         if self.num_processes <= 1 or len(utterances) <= 1:
             return [self._search.search(frames) for frames in utterances]
         if self._pool is None:
-            context = multiprocessing.get_context("spawn")
+            # fork starts workers at once, without re-importing the caller's script (spawn
+            # would, e.g. Paddle for every worker); workers only run numpy and KenLM code.
+            methods = multiprocessing.get_all_start_methods()
+            context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
             self._pool = context.Pool(self.num_processes, initializer=_worker_init,
                                       initargs=(self.config,))
         return self._pool.map(_worker_search, utterances, chunksize=1)
@@ -431,7 +550,7 @@ class BeamSearchDecoder:
             self._pool.join()
             self._pool = None
 
-    def __enter__(self) -> BeamSearchDecoder:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc_info: object) -> None:

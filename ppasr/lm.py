@@ -29,8 +29,8 @@ UNK = "<unk>"
 TOKEN_MODES = ("auto", "char", "word")
 DEFAULT_ORDER = {"char": 5, "word": 3}
 _BINARY_SUFFIXES = (".klm", ".bin", ".binary")
-# log10 probability written for <s>, which is never predicted (KenLM's convention).
-_BOS_LOG10 = -99.0
+# log10 "probability" written for impossible events such as predicting <s> (as lmplz does).
+_LOG10_ZERO = -99.0
 
 Ngram = tuple[str, ...]
 
@@ -125,7 +125,7 @@ def _adjusted_counts(raw: list[Counter[Ngram]]) -> list[dict[Ngram, int]]:
     context) that keep their raw counts.
     """
     order = len(raw)
-    adjusted: list[dict[Ngram, int]] = [dict() for _ in range(order)]
+    adjusted: list[dict[Ngram, int]] = [{} for _ in range(order)]
     adjusted[-1] = dict(raw[-1])
     for n in range(order - 1, 0, -1):
         left_types: Counter[Ngram] = Counter(gram[1:] for gram in raw[n])
@@ -135,7 +135,7 @@ def _adjusted_counts(raw: list[Counter[Ngram]]) -> list[dict[Ngram, int]]:
     return adjusted
 
 
-def _discounts(counts: Iterable[int]) -> tuple[float, float, float]:
+def modified_kn_discounts(counts: Iterable[int]) -> tuple[float, float, float]:
     """Modified Kneser–Ney discounts (D1, D2, D3+) from one order's counts-of-counts.
 
     Tiny corpora can lack the counts-of-counts the formula needs, or yield discounts outside
@@ -170,11 +170,11 @@ def estimate_kneser_ney(raw: list[Counter[Ngram]]) -> ArpaModel:
     vocab_size = len(adjusted[0])
 
     probs: list[dict[Ngram, float]] = []
-    backoffs: list[dict[Ngram, float]] = [dict() for _ in range(order)]
+    backoffs: list[dict[Ngram, float]] = [{} for _ in range(order)]
     discounts: list[tuple[float, float, float]] = []
     for n in range(1, order + 1):
         table = adjusted[n - 1]
-        discount = _discounts(count for count in table.values() if count > 0)
+        discount = modified_kn_discounts(count for count in table.values() if count > 0)
         discounts.append(discount)
         totals: dict[Ngram, float] = defaultdict(float)
         removed: dict[Ngram, float] = defaultdict(float)
@@ -201,7 +201,7 @@ def estimate_kneser_ney(raw: list[Counter[Ngram]]) -> ArpaModel:
     for n in range(1, order + 1):
         entries: dict[Ngram, tuple[float, float]] = {}
         if n == 1:
-            entries[(BOS,)] = (_BOS_LOG10, _log10(backoffs[0].get((BOS,), 1.0)))
+            entries[(BOS,)] = (_LOG10_ZERO, _log10(backoffs[0].get((BOS,), 1.0)))
         for gram, prob in probs[n - 1].items():
             entries[gram] = (_log10(prob), _log10(backoffs[n - 1].get(gram, 1.0)))
         ngrams.append(entries)
@@ -209,7 +209,7 @@ def estimate_kneser_ney(raw: list[Counter[Ngram]]) -> ArpaModel:
 
 
 def _log10(value: float) -> float:
-    return math.log10(value) if value > 0 else _BOS_LOG10
+    return math.log10(value) if value > 0 else _LOG10_ZERO
 
 
 def write_arpa(model: ArpaModel, path: str) -> None:
@@ -218,8 +218,7 @@ def write_arpa(model: ArpaModel, path: str) -> None:
     os.makedirs(directory, exist_ok=True)
     with open(path, "w", encoding="utf-8") as out:
         out.write("\n\\data\\\n")
-        for n, count in enumerate(model.counts(), start=1):
-            out.write(f"ngram {n}={count}\n")
+        out.writelines(f"ngram {n}={count}\n" for n, count in enumerate(model.counts(), start=1))
         for n, table in enumerate(model.ngrams, start=1):
             out.write(f"\n\\{n}-grams:\n")
             highest = n == model.order

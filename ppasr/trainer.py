@@ -19,6 +19,7 @@ from ppasr.decoder import greedy_decode
 from ppasr.evaluation import EvalResult, ctc_loss_per_utterance, evaluate
 from ppasr.features import FeatureNormalizer
 from ppasr.model import DeepSpeech2Model
+from ppasr.vdl import new_run_dir, open_writer
 from ppasr.utils import read_vocabulary, require_file, set_paddle_threads, vocabulary_hash
 
 logger = logging.getLogger("ppasr")
@@ -95,7 +96,7 @@ def train(args) -> None:
     vocab_hash = vocabulary_hash(vocabulary)
     state = {"epoch": 0, "batch_in_epoch": 0, "step": 0, "seed": args.seed, "vocab_hash": vocab_hash,
              "feature_config": feature_config.to_json(),
-             "run_log_dir": os.path.join(args.log_dir, datetime.now().strftime("train_%Y%m%d-%H%M%S"))}
+             "run_log_dir": None}
     if args.pretrained_model:
         skipped = load_pretrained(args.pretrained_model, model)
         print(f"[{now()}] loaded pretrained model {args.pretrained_model}; skipped tensors: {skipped or 'none'}")
@@ -110,9 +111,8 @@ def train(args) -> None:
     save_root = os.path.join(args.save_model_path, args.use_model)
     writer = None
     if rank == 0:
-        from visualdl import LogWriter
-
-        writer = LogWriter(logdir=state["run_log_dir"])
+        state["run_log_dir"] = state["run_log_dir"] or new_run_dir(args.log_dir)
+        writer = open_writer(state["run_log_dir"])
         print(f"[{now()}] device: {device}, processes: {world_size}, loader workers: {workers}, "
               f"threads: {threads}, train utterances: {len(train_set)}, "
               f"test utterances: {len(test_set)}, vocabulary: {len(vocabulary)}, "
@@ -133,79 +133,81 @@ def train(args) -> None:
     start_epoch = state["epoch"] + 1 if state["batch_in_epoch"] == 0 else state["epoch"]
     bad_steps = skipped_steps = 0
     step_times: list[float] = []
-    for epoch in range(start_epoch, args.num_epoch + 1):
-        skip = state["batch_in_epoch"] if epoch == state["epoch"] else 0
-        sampler.set_epoch(epoch, skip)
-        train_set.set_epoch(args.seed, epoch)
-        batches_in_epoch = skip + len(sampler)
-        epoch_start = time.time()
-        train_model.train()
-        tic = time.time()
-        for batch_id, batch in enumerate(train_loader, start=skip):
-            features, feature_lens, labels, label_lens, indices = batch
-            loaded = ok = not is_placeholder(indices.numpy())
-            if ok:
-                with paddle.amp.auto_cast(enable=use_amp):
-                    logits, out_len, _ = train_model(features, feature_lens)
-                losses = ctc_loss_per_utterance(ctc, logits.astype("float32"), out_len, labels, label_lens)
-                loss = losses.mean()
-                loss_value = float(loss.item())
-                ok = bool(np.isfinite(loss_value))
-            # every rank must agree before backward, or DataParallel's all-reduce would hang
-            ok = all_reduce_sum([0.0 if ok else 1.0], world_size)[0] == 0
-            if ok:
-                if scaler is not None:
-                    scaler.scale(loss).backward()
-                    scaler.step(optimizer)
-                    scaler.update()
-                else:
-                    loss.backward()
-                    optimizer.step()
-                optimizer.clear_grad()
-                state["step"] += 1
-                bad_steps = 0
-            else:
-                optimizer.clear_grad()
-                skipped_steps += 1
-                bad_steps += 1
-                print(f"[{now()}] warning: skipped batch {batch_id} of epoch {epoch}: "
-                      f"{'loss is NaN/inf' if loaded else 'no utterance could be loaded'} "
-                      f"(skipped {skipped_steps} so far)")
-                if bad_steps >= args.max_bad_steps:
-                    raise SystemExit(f"error: {bad_steps} bad batches in a row (NaN/inf loss); lower "
-                                     f"--learning_rate or check the data")
-            step_times.append(time.time() - tic)
+    try:
+        for epoch in range(start_epoch, args.num_epoch + 1):
+            skip = state["batch_in_epoch"] if epoch == state["epoch"] else 0
+            sampler.set_epoch(epoch, skip)
+            train_set.set_epoch(args.seed, epoch)
+            batches_in_epoch = skip + len(sampler)
+            epoch_start = time.time()
+            train_model.train()
             tic = time.time()
-            if rank == 0 and ok and (batch_id % args.log_interval == 0 or batch_id == batches_in_epoch - 1):
-                remaining = (batches_in_epoch - batch_id - 1) + (args.num_epoch - epoch) * batches_in_epoch
-                eta = timedelta(seconds=int(np.mean(step_times[-100:]) * remaining))
-                print(f"[{now()}] Train epoch: [{epoch}/{args.num_epoch}], batch: [{batch_id}/{batches_in_epoch}], "
-                      f"loss: {loss_value:.5f}, learning rate: {scheduler.get_lr():>.8f}, eta: {eta}", flush=True)
-                writer.add_scalar("Train loss", loss_value, state["step"])
-                writer.add_scalar("Learning rate", scheduler.get_lr(), state["step"])
-            if args.save_interval > 0 and (batch_id + 1) % args.save_interval == 0 and batch_id + 1 < batches_in_epoch:
-                save(epoch, batch_id + 1)
-        scheduler.step()
+            for batch_id, batch in enumerate(train_loader, start=skip):
+                features, feature_lens, labels, label_lens, indices = batch
+                loaded = ok = not is_placeholder(indices.numpy())
+                if ok:
+                    with paddle.amp.auto_cast(enable=use_amp):
+                        logits, out_len, _ = train_model(features, feature_lens)
+                    losses = ctc_loss_per_utterance(ctc, logits.astype("float32"), out_len, labels, label_lens)
+                    loss = losses.mean()
+                    loss_value = float(loss.item())
+                    ok = bool(np.isfinite(loss_value))
+                # every rank must agree before backward, or DataParallel's all-reduce would hang
+                ok = all_reduce_sum([0.0 if ok else 1.0], world_size)[0] == 0
+                if ok:
+                    if scaler is not None:
+                        scaler.scale(loss).backward()
+                        scaler.step(optimizer)
+                        scaler.update()
+                    else:
+                        loss.backward()
+                        optimizer.step()
+                    optimizer.clear_grad()
+                    state["step"] += 1
+                    bad_steps = 0
+                else:
+                    optimizer.clear_grad()
+                    skipped_steps += 1
+                    bad_steps += 1
+                    print(f"[{now()}] warning: skipped batch {batch_id} of epoch {epoch}: "
+                          f"{'loss is NaN/inf' if loaded else 'no utterance could be loaded'} "
+                          f"(skipped {skipped_steps} so far)")
+                    if bad_steps >= args.max_bad_steps:
+                        raise SystemExit(f"error: {bad_steps} bad batches in a row (NaN/inf loss); lower "
+                                         f"--learning_rate or check the data")
+                step_times.append(time.time() - tic)
+                tic = time.time()
+                if rank == 0 and ok and (batch_id % args.log_interval == 0 or batch_id == batches_in_epoch - 1):
+                    remaining = (batches_in_epoch - batch_id - 1) + (args.num_epoch - epoch) * batches_in_epoch
+                    eta = timedelta(seconds=int(np.mean(step_times[-100:]) * remaining))
+                    print(f"[{now()}] Train epoch: [{epoch}/{args.num_epoch}], batch: [{batch_id}/{batches_in_epoch}], "
+                          f"loss: {loss_value:.5f}, learning rate: {scheduler.get_lr():>.8f}, eta: {eta}", flush=True)
+                    writer.add_scalar("Train loss", loss_value, state["step"])
+                    writer.add_scalar("Learning rate", scheduler.get_lr(), state["step"])
+                if args.save_interval > 0 and (batch_id + 1) % args.save_interval == 0 and batch_id + 1 < batches_in_epoch:
+                    save(epoch, batch_id + 1)
+            scheduler.step()
 
-        result = evaluate(model, test_loader, test_set, lambda p, n: greedy_decode(p, n, vocabulary), ctc,
-                          progress=rank == 0)
-        loss_sum, utterances, errors, chars, cer_sum = all_reduce_sum(
-            [result.loss_sum, result.utterances, result.errors, result.chars, result.per_utterance_cer_sum],
-            world_size)
-        total = EvalResult(loss_sum, int(utterances), int(errors), int(chars), cer_sum)
-        state.update(epoch=epoch, batch_in_epoch=0)
-        if rank == 0:
-            print("=" * 70)
-            print(f"[{now()}] Test epoch: {epoch}, time/epoch: {timedelta(seconds=time.time() - epoch_start)}, "
-                  f"loss: {total.loss:.5f}, cer: {total.cer:.5f} (mean per-utterance cer: "
-                  f"{total.mean_utterance_cer:.5f})")
-            print("=" * 70, flush=True)
-            writer.add_scalar("Test cer", total.cer, epoch)
-            writer.add_scalar("Test loss", total.loss, epoch)
-            save(epoch, 0)
+            result = evaluate(model, test_loader, test_set, lambda p, n: greedy_decode(p, n, vocabulary), ctc,
+                              progress=rank == 0)
+            loss_sum, utterances, errors, chars, cer_sum = all_reduce_sum(
+                [result.loss_sum, result.utterances, result.errors, result.chars, result.per_utterance_cer_sum],
+                world_size)
+            total = EvalResult(loss_sum, int(utterances), int(errors), int(chars), cer_sum)
+            state.update(epoch=epoch, batch_in_epoch=0)
+            if rank == 0:
+                print("=" * 70)
+                print(f"[{now()}] Test epoch: {epoch}, time/epoch: {timedelta(seconds=time.time() - epoch_start)}, "
+                      f"loss: {total.loss:.5f}, cer: {total.cer:.5f} (mean per-utterance cer: "
+                      f"{total.mean_utterance_cer:.5f})")
+                print("=" * 70, flush=True)
+                writer.add_scalar("Test cer", total.cer, epoch)
+                writer.add_scalar("Test loss", total.loss, epoch)
+                save(epoch, 0)
+    finally:
+        if writer is not None:
+            writer.close()
     digest = hashlib.sha1(b"".join(p.numpy().tobytes() for p in model.parameters())).hexdigest()[:16]
     print(f"[{now()}] rank {rank}: final parameter checksum {digest}", flush=True)
-    if writer is not None:
-        writer.close()
     if skipped_steps and rank == 0:
         print(f"[{now()}] training finished with {skipped_steps} skipped batches")

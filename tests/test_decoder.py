@@ -7,11 +7,19 @@ import math
 import numpy as np
 import pytest
 
-from ppasr.decoder import BeamSearchDecoder, detect_lm_token, greedy_decode, prune_frames
+from ppasr.decoder import (
+    BeamSearchDecoder,
+    detect_lm_token,
+    greedy_decode,
+    prune_frames,
+    read_arpa_words,
+)
 from ppasr.lm import build_lm
 
 ZH_VOCAB = ["<blank>", "天", "气", "器", "很", "好", "机"]
 EN_VOCAB = ["<blank>", " ", "'"] + [chr(c) for c in range(ord("a"), ord("z") + 1)]
+EN_SENTENCES = ["the cat sat", "the cat ate", "a cat", "the hat"]
+EN_WORDS = sorted({word for sentence in EN_SENTENCES for word in sentence.split()})
 
 
 def frames_from(spec: list[dict[str, float]], vocabulary: list[str]) -> np.ndarray:
@@ -59,15 +67,23 @@ def brute_force_best(probs: np.ndarray) -> tuple[tuple[int, ...], float]:
 
 
 def reference_beam_search(probs: np.ndarray, vocabulary: list[str], beam: int, model,
-                          alpha: float, beta: float, word_mode: bool) -> tuple[str, float]:
-    """Textbook dict-based CTC prefix beam search with KenLM fusion (no pruning)."""
+                          alpha: float, beta: float, lm_words: list[str] | None
+                          ) -> tuple[str, float]:
+    """Textbook dict-based CTC prefix beam search with KenLM fusion (no pruning).
+
+    Prefixes are ranked by CTC log-prob plus the fused LM score of their LM tokens: every
+    character, or (given ``lm_words``) every completed word plus an unfinished word that
+    no LM word starts with; at the end every word counts.
+    """
     log_probs = np.log(probs.astype(np.float64))
 
-    def lm_score(prefix: tuple[int, ...], final: bool) -> float:
+    def lm_score(prefix: tuple[int, ...], final: bool = False) -> float:
         text = "".join(vocabulary[i] for i in prefix)
-        if word_mode:
-            words = text.split(" ")
-            tokens = [w for w in (words if final else words[:-1]) if w]
+        if lm_words is not None:
+            tokens = [w for w in text.split(" ") if w]
+            unfinished = not text.endswith(" ") and tokens
+            if unfinished and not final and any(w.startswith(tokens[-1]) for w in lm_words):
+                tokens = tokens[:-1]
         else:
             tokens = [ch for ch in text if ch != " "]
         if not tokens:
@@ -92,10 +108,10 @@ def reference_beam_search(probs: np.ndarray, vocabulary: list[str], beam: int, m
                     extended[1] = np.logaddexp(extended[1], lp + pb)
                 else:
                     extended[1] = np.logaddexp(extended[1], lp + total)
-        ranked = sorted(nxt, key=lambda l: np.logaddexp(*nxt[l]) + lm_score(l, False),
+        ranked = sorted(nxt, key=lambda l: np.logaddexp(*nxt[l]) + lm_score(l),
                         reverse=True)[:beam]
         beams = {l: tuple(nxt[l]) for l in ranked}
-    scores = {l: np.logaddexp(*v) + lm_score(l, True) for l, v in beams.items()}
+    scores = {l: np.logaddexp(*v) + lm_score(l, final=True) for l, v in beams.items()}
     best = max(scores, key=scores.get)
     return "".join(vocabulary[i] for i in best), float(scores[best])
 
@@ -112,7 +128,7 @@ def zh_lm(tmp_path_factory: pytest.TempPathFactory) -> str:
 @pytest.fixture(scope="module")
 def en_lm(tmp_path_factory: pytest.TempPathFactory) -> str:
     corpus = tmp_path_factory.mktemp("lm") / "en.txt"
-    corpus.write_text("the cat sat\nthe cat ate\na cat\nthe hat\n", encoding="utf-8")
+    corpus.write_text("\n".join(EN_SENTENCES) + "\n", encoding="utf-8")
     path = str(corpus.with_suffix(".arpa"))
     build_lm([str(corpus)], path, order=3, token="word")
     return path
@@ -240,8 +256,9 @@ def test_lm_beam_search_matches_reference(mode, zh_lm, en_lm):
         decoder = BeamSearchDecoder(vocab, alpha=1.5, beta=0.5, beam_size=beam, num_processes=1,
                                     lang_model_path=path)
         text, score = decoder.decode(probs)
-        ref_text, ref_score = reference_beam_search(probs, vocab, beam, model, 1.5, 0.5,
-                                                    mode == "word")
+        ref_text, ref_score = reference_beam_search(
+            probs, vocab, beam, model, 1.5, 0.5,
+            EN_WORDS if mode == "word" else None)
         assert text == ref_text, case
         assert score == pytest.approx(ref_score, abs=1e-4), case
 
@@ -250,10 +267,15 @@ def test_oov_log10_overrides_unknown_word_score(en_lm):
     probs = frames_from([{"k": 0.9}, {"a": 0.9}, {"t": 0.9}], EN_VOCAB)
     base = BeamSearchDecoder(EN_VOCAB, num_processes=1, lang_model_path=en_lm)
     harsh = BeamSearchDecoder(EN_VOCAB, num_processes=1, lang_model_path=en_lm, oov_log10=-50.0)
-    text, score = base.decode(probs)
-    harsh_text, harsh_score = harsh.decode(probs)
-    assert text == harsh_text == "kat"
-    assert harsh_score < score - 50
+    assert base.decode(probs)[0] == "kat"  # KenLM's <unk> estimate: the acoustics win
+    assert harsh.decode(probs)[0] == "cat"  # a prohibitive OOV cost: an LM word wins
+
+
+def test_read_arpa_words(en_lm, tmp_path):
+    assert read_arpa_words(en_lm) == EN_WORDS
+    binary = tmp_path / "lm.klm"
+    binary.write_bytes(b"mmap lm http://kheafield.com/code format version 5\n\0")
+    assert read_arpa_words(str(binary)) is None
 
 
 def test_missing_lm_file_gives_clear_error(tmp_path):

@@ -6,11 +6,17 @@ import math
 import shutil
 
 import pytest
-
-from ppasr.lm import (build_lm, count_ngrams, detect_token_mode, estimate_kneser_ney,
-                      read_texts, tokenize, _discounts)
-
 from conftest import run_cli
+
+from ppasr.lm import (
+    build_lm,
+    count_ngrams,
+    detect_token_mode,
+    estimate_kneser_ney,
+    modified_kn_discounts,
+    read_texts,
+    tokenize,
+)
 
 kenlm = pytest.importorskip("kenlm")
 
@@ -59,9 +65,9 @@ def test_token_mode_detection_and_tokenize():
 def test_modified_discounts_and_fallback():
     counts = [1] * 10 + [2] * 5 + [3] * 3 + [4] * 2
     y = 10 / (10 + 2 * 5)
-    assert _discounts(counts) == pytest.approx((1 - 2 * y * 5 / 10, 2 - 3 * y * 3 / 5,
+    assert modified_kn_discounts(counts) == pytest.approx((1 - 2 * y * 5 / 10, 2 - 3 * y * 3 / 5,
                                                 3 - 4 * y * 2 / 3))
-    assert _discounts([1, 1, 2]) == pytest.approx((0.5, 0.5, 0.5))  # no 3s or 4s
+    assert modified_kn_discounts([1, 1, 2]) == pytest.approx((0.5, 0.5, 0.5))  # no 3s or 4s
 
 
 def test_unigram_probabilities_by_hand():

@@ -12,7 +12,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ppasr.lm import TOKEN_MODES, build_lm  # noqa: E402
+from ppasr.lm import TOKEN_MODES, build_lm
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
