@@ -1,9 +1,14 @@
-"""Acoustic features (linear spectrogram as PPASR, fbank, MFCC) and mean/std normalisation."""
+"""Acoustic features and mean/std normalisation.
+
+All three methods share PPASR's framing (Hann window, scaled power spectrum): ``linear`` is PPASR's
+log spectrogram, ``fbank`` log mel energies, ``mfcc`` their DCT. Vectorised numpy throughout.
+"""
 from __future__ import annotations
 
 import json
 import os
 from dataclasses import asdict, dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -43,9 +48,9 @@ class FeatureConfig:
         return cls(**json.loads(text))
 
 
-def linear_spectrogram(samples: np.ndarray, sample_rate: int, window_ms: float = 20.0,
-                       stride_ms: float = 10.0, eps: float = 1e-14) -> np.ndarray:
-    """PPASR's log power spectrogram [window/2+1, frames] (Hann window, scaled power)."""
+def power_spectrum(samples: np.ndarray, sample_rate: int, window_ms: float = 20.0, stride_ms: float = 10.0,
+                   n_fft: int | None = None) -> np.ndarray:
+    """PPASR's scaled power spectrum [n_fft/2+1, frames] of Hann-windowed frames."""
     stride = int(0.001 * sample_rate * stride_ms)
     window = int(0.001 * sample_rate * window_ms)
     if len(samples) < window:
@@ -55,11 +60,52 @@ def linear_spectrogram(samples: np.ndarray, sample_rate: int, window_ms: float =
     frames = np.lib.stride_tricks.as_strided(
         samples, shape=(window, n_frames), strides=(samples.strides[0], samples.strides[0] * stride))
     weighting = np.hanning(window)[:, None]
-    power = np.abs(np.fft.rfft(frames * weighting, axis=0)) ** 2
+    power = np.abs(np.fft.rfft(frames * weighting, n=n_fft or window, axis=0)) ** 2
     scale = np.sum(weighting ** 2) * sample_rate
     power[1:-1, :] *= 2.0 / scale
     power[(0, -1), :] /= scale
-    return np.log(power + eps).astype(np.float32)
+    return power
+
+
+def linear_spectrogram(samples: np.ndarray, sample_rate: int, window_ms: float = 20.0,
+                       stride_ms: float = 10.0, eps: float = 1e-14) -> np.ndarray:
+    """PPASR's log power spectrogram [window/2+1, frames]."""
+    return np.log(power_spectrum(samples, sample_rate, window_ms, stride_ms) + eps).astype(np.float32)
+
+
+@lru_cache(maxsize=8)
+def mel_filterbank(n_mels: int, n_fft: int, sample_rate: int) -> np.ndarray:
+    """Triangular filters [n_mels, n_fft/2+1], evenly spaced on the mel scale from 0 Hz to Nyquist.
+
+    Weights are computed from each bin's exact frequency (not rounded to bins), so no filter is
+    empty even when filters are narrower than the bin spacing.
+    """
+    def to_mel(hz):
+        return 1127.0 * np.log1p(np.asarray(hz, dtype=np.float64) / 700.0)
+
+    edges = np.linspace(0.0, float(to_mel(sample_rate / 2)), n_mels + 2)
+    bins = to_mel(np.arange(n_fft // 2 + 1) * sample_rate / n_fft)
+    lower, centre, upper = edges[:-2, None], edges[1:-1, None], edges[2:, None]
+    rising = (bins[None, :] - lower) / (centre - lower)
+    falling = (upper - bins[None, :]) / (upper - centre)
+    return np.maximum(0.0, np.minimum(rising, falling)).astype(np.float32)
+
+
+def log_mel_spectrogram(samples: np.ndarray, sample_rate: int, n_mels: int = 80, window_ms: float = 20.0,
+                        stride_ms: float = 10.0, eps: float = 1e-10) -> np.ndarray:
+    """Log mel filterbank energies [n_mels, frames] on the same frames as the linear spectrogram."""
+    n_fft = 1 << int(np.ceil(np.log2(0.001 * sample_rate * window_ms)))
+    power = np.ascontiguousarray(power_spectrum(samples, sample_rate, window_ms, stride_ms, n_fft), dtype=np.float32)
+    return np.log(mel_filterbank(n_mels, n_fft, sample_rate) @ power + np.float32(eps))
+
+
+def mfcc(samples: np.ndarray, sample_rate: int, n_mfcc: int = 13, n_mels: int = 80, window_ms: float = 20.0,
+         stride_ms: float = 10.0) -> np.ndarray:
+    """MFCCs [n_mfcc, frames]: orthonormal DCT-II of the log mel energies."""
+    from scipy.fft import dct
+
+    log_mel = log_mel_spectrogram(samples, sample_rate, n_mels, window_ms, stride_ms)
+    return dct(log_mel, type=2, axis=0, norm="ortho")[:n_mfcc].astype(np.float32)
 
 
 class AudioFeaturizer:
@@ -75,29 +121,16 @@ class AudioFeaturizer:
         samples = normalize_db(samples, c.target_db)
         if c.method == "linear":
             return linear_spectrogram(samples, sample_rate, c.window_ms, c.stride_ms)
-        import python_speech_features as psf
-
-        window, stride = c.window_ms / 1000.0, c.stride_ms / 1000.0
-        nfft = 1 << int(np.ceil(np.log2(window * sample_rate)))
-        if len(samples) < window * sample_rate:
-            raise ValueError(f"audio is shorter than one {c.window_ms} ms window")
         if c.method == "fbank":
-            feat = psf.logfbank(samples, sample_rate, winlen=window, winstep=stride, nfilt=c.n_mels, nfft=nfft)
-        else:
-            feat = psf.mfcc(samples, sample_rate, winlen=window, winstep=stride, numcep=c.n_mfcc,
-                            nfilt=max(c.n_mels, c.n_mfcc), nfft=nfft, winfunc=np.hamming)
-        return np.ascontiguousarray(feat.T, dtype=np.float32)
+            return log_mel_spectrogram(samples, sample_rate, c.n_mels, c.window_ms, c.stride_ms)
+        return mfcc(samples, sample_rate, c.n_mfcc, c.n_mels, c.window_ms, c.stride_ms)
 
     def num_frames(self, num_samples: int) -> int:
         """Frames produced for ``num_samples`` samples (used to check CTC feasibility)."""
         c = self.config
         stride = int(0.001 * c.sample_rate * c.stride_ms)
         window = int(0.001 * c.sample_rate * c.window_ms)
-        if num_samples < window:
-            return 0
-        if c.method == "linear":
-            return (num_samples - window) // stride + 1
-        return 1 + int(np.ceil((num_samples - window) / stride))
+        return (num_samples - window) // stride + 1 if num_samples >= window else 0
 
 
 class FeatureNormalizer:

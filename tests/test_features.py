@@ -55,3 +55,26 @@ def test_ppasr_made_mean_std_without_config_is_linear(tmp_path):
     path = tmp_path / "old.npz"
     np.savez(path, mean=np.zeros((161, 1)), std=np.ones((161, 1)))
     assert FeatureNormalizer(str(path)).feature_config.method == "linear"
+
+
+def test_fbank_of_a_tone_peaks_in_the_band_of_its_frequency():
+    from ppasr.features import log_mel_spectrogram, mel_filterbank
+
+    sr = 16000
+    fb = mel_filterbank(80, 512, sr)
+    assert (fb.sum(axis=1) > 0).all(), "no empty filter"
+    centres_hz = np.arange(257)[fb.argmax(axis=1)] * sr / 512
+    assert np.all(np.diff(centres_hz) >= 0)
+    for hz in (300.0, 1000.0, 4000.0):
+        tone = np.sin(2 * np.pi * hz * np.arange(sr) / sr).astype(np.float32)
+        band = int(np.median(log_mel_spectrogram(tone, sr).argmax(axis=0)))
+        assert abs(centres_hz[band] - hz) <= max(60.0, 0.06 * hz), (hz, centres_hz[band])
+
+
+def test_mfcc_is_the_dct_of_fbank():
+    from scipy.fft import idct
+
+    samples, sr = read_audio(str(TEST_WAV))
+    fbank = AudioFeaturizer(FeatureConfig(method="fbank", n_mels=40)).featurize(samples, sr)
+    coefficients = AudioFeaturizer(FeatureConfig(method="mfcc", n_mels=40, n_mfcc=40)).featurize(samples, sr)
+    np.testing.assert_allclose(idct(coefficients, type=2, axis=0, norm="ortho"), fbank, atol=1e-3)
