@@ -9,6 +9,7 @@ from ppasr.audio import AudioError, read_audio
 from ppasr.data_prep import read_manifest
 from ppasr.features import AudioFeaturizer, FeatureNormalizer
 from ppasr.model import conv_output_length
+from ppasr.utils import single_threaded_worker
 
 logger = logging.getLogger("ppasr")
 
@@ -69,7 +70,8 @@ class ManifestDataset(paddle.io.Dataset):
             self.augmentation.reseed(seed, epoch, 0)
 
     def worker_init(self, worker_id: int) -> None:
-        """DataLoader hook: every worker gets its own augmentation RNG stream."""
+        """DataLoader hook: every worker gets its own augmentation RNG stream and one BLAS thread."""
+        single_threaded_worker()
         if self.augmentation is not None:
             self.augmentation.reseed(self.seed, self.epoch, worker_id + 1)
 

@@ -132,7 +132,7 @@ def load_for_eval(args):
     from ppasr.dataset import ManifestDataset, SortaGradBatchSampler, collate
     from ppasr.features import FeatureNormalizer
     from ppasr.model import DeepSpeech2Model
-    from ppasr.utils import read_vocabulary, require_file, set_paddle_threads, vocabulary_hash
+    from ppasr.utils import read_vocabulary, require_file, set_paddle_threads, single_threaded_worker, vocabulary_hash
 
     for path in (args.test_manifest, args.dataset_vocab, args.mean_std_path):
         require_file(path, "python3 create_data.py")
@@ -152,7 +152,8 @@ def load_for_eval(args):
     sampler = SortaGradBatchSampler(dataset, args.batch_size, shuffle=False, even_shards=False)
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     loader = paddle.io.DataLoader(dataset, batch_sampler=sampler, collate_fn=collate,
-                                  num_workers=max(0, min(args.num_workers, cores)))
+                                  num_workers=max(0, min(args.num_workers, cores)),
+                                  worker_init_fn=single_threaded_worker)
     model = DeepSpeech2Model(normalizer.feature_config.dim, len(vocabulary), args.cnn_size, args.num_rnn_layers,
                              args.rnn_size)
     load_weights(args.resume_model, model)

@@ -20,7 +20,7 @@ from ppasr.evaluation import EvalResult, ctc_loss_per_utterance, evaluate
 from ppasr.features import FeatureNormalizer
 from ppasr.model import DeepSpeech2Model
 from ppasr.vdl import new_run_dir, open_writer
-from ppasr.utils import read_vocabulary, require_file, set_paddle_threads, vocabulary_hash
+from ppasr.utils import read_vocabulary, require_file, set_paddle_threads, single_threaded_worker, vocabulary_hash
 
 logger = logging.getLogger("ppasr")
 
@@ -50,6 +50,28 @@ def all_reduce_sum(values: list[float], world_size: int) -> list[float]:
     tensor = paddle.to_tensor(np.array(values, dtype=np.float64))
     dist.all_reduce(tensor)
     return tensor.numpy().tolist()
+
+
+def batch_loss(model: paddle.nn.Layer, batch, ctc: paddle.nn.CTCLoss, use_amp: bool = False):
+    """Mean CTC loss of a collated batch, or None when none of its utterances could be loaded."""
+    features, feature_lens, labels, label_lens, indices = batch
+    if is_placeholder(indices.numpy()):
+        return None
+    with paddle.amp.auto_cast(enable=use_amp):
+        logits, out_len, _ = model(features, feature_lens)
+    return ctc_loss_per_utterance(ctc, logits.astype("float32"), out_len, labels, label_lens).mean()
+
+
+def update(loss: paddle.Tensor, optimizer: paddle.optimizer.Optimizer, scaler=None) -> None:
+    """Backward pass and optimiser step (through the AMP loss scaler when there is one)."""
+    if scaler is not None:
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+    else:
+        loss.backward()
+        optimizer.step()
+    optimizer.clear_grad()
 
 
 def train(args) -> None:
@@ -84,7 +106,7 @@ def train(args) -> None:
     train_loader = paddle.io.DataLoader(train_set, batch_sampler=sampler, collate_fn=collate,
                                         num_workers=workers, worker_init_fn=train_set.worker_init)
     test_loader = paddle.io.DataLoader(test_set, batch_sampler=test_sampler, collate_fn=collate,
-                                       num_workers=workers)
+                                       num_workers=workers, worker_init_fn=single_threaded_worker)
 
     # ---- model, optimiser, state ----------------------------------------------------------------
     paddle.seed(args.seed)
@@ -143,26 +165,13 @@ def train(args) -> None:
             train_model.train()
             tic = time.time()
             for batch_id, batch in enumerate(train_loader, start=skip):
-                features, feature_lens, labels, label_lens, indices = batch
-                loaded = ok = not is_placeholder(indices.numpy())
-                if ok:
-                    with paddle.amp.auto_cast(enable=use_amp):
-                        logits, out_len, _ = train_model(features, feature_lens)
-                    losses = ctc_loss_per_utterance(ctc, logits.astype("float32"), out_len, labels, label_lens)
-                    loss = losses.mean()
-                    loss_value = float(loss.item())
-                    ok = bool(np.isfinite(loss_value))
+                loss = batch_loss(train_model, batch, ctc, use_amp)
+                loaded = loss is not None
+                loss_value = float(loss.item()) if loaded else float("nan")
                 # every rank must agree before backward, or DataParallel's all-reduce would hang
-                ok = all_reduce_sum([0.0 if ok else 1.0], world_size)[0] == 0
+                ok = all_reduce_sum([0.0 if np.isfinite(loss_value) else 1.0], world_size)[0] == 0
                 if ok:
-                    if scaler is not None:
-                        scaler.scale(loss).backward()
-                        scaler.step(optimizer)
-                        scaler.update()
-                    else:
-                        loss.backward()
-                        optimizer.step()
-                    optimizer.clear_grad()
+                    update(loss, optimizer, scaler)
                     state["step"] += 1
                     bad_steps = 0
                 else:

@@ -5,8 +5,8 @@
 set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 WORK="${PPASR_DEMO_DIR:-$REPO/demo_run}"
-NUM_SAMPLES="${PPASR_DEMO_SAMPLES:-3000}"
-EPOCHS="${PPASR_DEMO_EPOCHS:-8}"
+NUM_SAMPLES="${PPASR_DEMO_SAMPLES:-5000}"
+EPOCHS="${PPASR_DEMO_EPOCHS:-4}"
 SECONDS=0
 
 python3 -m pip install --quiet --disable-pip-version-check -r "$REPO/requirements.txt"
@@ -17,7 +17,7 @@ echo "== 1/5 合成语音数据 (synthesise $NUM_SAMPLES Mandarin utterances) ==
 python3 "$REPO/tools/generate_audio.py" --num_samples="$NUM_SAMPLES" --seed=0 --language=zh --grammar=demo --name=demo
 
 echo "== 2/5 create_data.py =="
-python3 "$REPO/create_data.py" --feature_method=fbank --num_workers=2
+python3 "$REPO/create_data.py" --feature_method=fbank --num_workers=2 --num_samples=1000
 python3 - <<'PY'
 import json
 train = {json.loads(l)["text"] for l in open("dataset/manifest.train", encoding="utf-8")}
@@ -27,7 +27,7 @@ print(f"test: {len(test)} utterances, none of their sentences occurs in the {len
 PY
 
 echo "== 3/5 train.py =="
-python3 "$REPO/train.py" --num_epoch="$EPOCHS" --batch_size=8 --learning_rate=2e-3 --lr_gamma=0.8 \
+python3 "$REPO/train.py" --num_epoch="$EPOCHS" --batch_size=8 --learning_rate=2e-3 --lr_gamma=0.9 \
     --cnn_size=16 --num_rnn_layers=2 --rnn_size=256 --num_workers=1 --augment_conf_path=None --log_interval=50
 
 echo "== 4/5 tools/build_lm.py (character 4-gram from the training transcripts only) =="
@@ -37,7 +37,7 @@ echo "== 5/5 eval.py =="
 MODEL=(--resume_model="models/deepspeech2/epoch_$EPOCHS/" --cnn_size=16 --num_rnn_layers=2 --rnn_size=256
        --num_workers=1 --result_path=eval_greedy.jsonl)
 python3 "$REPO/eval.py" "${MODEL[@]}" --decoder=ctc_greedy | tee eval_greedy.log
-python3 "$REPO/eval.py" "${MODEL[@]}" --decoder=ctc_beam_search --lang_model_path=lm/demo.arpa \
+python3 "$REPO/eval.py" "${MODEL[@]}" --decoder=ctc_beam_search --lang_model_path=lm/demo.arpa --alpha=0.5 --beta=1.5 \
     --num_proc_bsearch=2 --result_path=eval_lm.jsonl | tee eval_lm.log
 
 greedy=$(grep -o 'cer: [0-9.]*' eval_greedy.log | tail -1 | cut -d' ' -f2)
