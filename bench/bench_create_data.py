@@ -77,15 +77,20 @@ def ensure_corpus(corpus_dir: str, num_samples: int, seed: int, min_hours: float
     return paths, seconds
 
 
+def create_data_command(corpus_dir: str, method: str, workers: int, out_dir: str, num_samples: int = -1) -> list[str]:
+    """The create_data.py command line that prepares ``corpus_dir`` into ``out_dir``."""
+    out = Path(out_dir)
+    return [sys.executable, str(REPO / "create_data.py"),
+            f"--annotation_path={Path(corpus_dir) / 'annotation'}",
+            f"--train_manifest={out / 'manifest.train'}", f"--test_manifest={out / 'manifest.test'}",
+            f"--dataset_vocab={out / 'vocabulary.txt'}", f"--mean_std_path={out / 'mean_std.npz'}",
+            f"--noise_path={out / 'no_noise'}", f"--noise_manifest_path={out / 'manifest.noise'}",
+            f"--num_workers={workers}", f"--feature_method={method}", f"--num_samples={num_samples}"]
+
+
 def run_create_data(corpus_dir: str, method: str, workers: int, out_dir: str) -> tuple[float, float]:
     """Run create_data.py once; return (wall seconds, CPU seconds of it and all its workers)."""
-    out = Path(out_dir)
-    command = [sys.executable, str(REPO / "create_data.py"),
-               f"--annotation_path={Path(corpus_dir) / 'annotation'}",
-               f"--train_manifest={out / 'manifest.train'}", f"--test_manifest={out / 'manifest.test'}",
-               f"--dataset_vocab={out / 'vocabulary.txt'}", f"--mean_std_path={out / 'mean_std.npz'}",
-               f"--noise_path={out / 'no_noise'}", f"--noise_manifest_path={out / 'manifest.noise'}",
-               f"--num_workers={workers}", f"--feature_method={method}", "--num_samples=-1"]
+    command = create_data_command(corpus_dir, method, workers, out_dir)
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     proc = subprocess.run(command, capture_output=True, text=True)

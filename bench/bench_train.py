@@ -30,7 +30,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_create_data import DEFAULT_CORPUS_DIR, available_cores, ensure_corpus  # noqa: E402
+from bench_create_data import DEFAULT_CORPUS_DIR, available_cores, create_data_command, ensure_corpus  # noqa: E402
 from ppasr import USER_OMP_NUM_THREADS  # noqa: E402
 from ppasr.augment import build_augmentation_pipeline  # noqa: E402
 from ppasr.dataset import ManifestDataset, SortaGradBatchSampler, collate  # noqa: E402
@@ -62,13 +62,7 @@ def user_environment() -> dict[str, str]:
 
 def prepare_data(corpus_dir: str, method: str, out_dir: str, workers: int) -> None:
     """Manifests, vocabulary and mean/std for ``method`` with create_data.py."""
-    out = Path(out_dir)
-    command = [sys.executable, str(REPO / "create_data.py"),
-               f"--annotation_path={Path(corpus_dir) / 'annotation'}",
-               f"--train_manifest={out / 'manifest.train'}", f"--test_manifest={out / 'manifest.test'}",
-               f"--dataset_vocab={out / 'vocabulary.txt'}", f"--mean_std_path={out / 'mean_std.npz'}",
-               f"--noise_path={out / 'no_noise'}", f"--noise_manifest_path={out / 'manifest.noise'}",
-               f"--num_workers={workers}", f"--feature_method={method}", "--num_samples=500"]
+    command = create_data_command(corpus_dir, method, workers, out_dir, num_samples=500)
     proc = subprocess.run(command, capture_output=True, text=True, env=user_environment())
     if proc.returncode != 0:
         raise SystemExit(f"create_data.py failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")

@@ -5,7 +5,6 @@ import json
 import shutil
 
 import numpy as np
-import paddle
 import pytest
 
 from conftest import TINY_MODEL, run_cli
