@@ -10,7 +10,11 @@ EPOCHS="${PPASR_DEMO_EPOCHS:-4}"
 SECONDS=0
 
 python3 -m pip install --quiet --disable-pip-version-check -r "$REPO/requirements.txt"
-rm -rf "$WORK" && mkdir -p "$WORK" && cd "$WORK"
+if [ -e "$WORK" ] && [ ! -e "$WORK/.ppasr_demo" ]; then
+  echo "error: $WORK exists and is not a demo workspace; set PPASR_DEMO_DIR to another folder" >&2
+  exit 1
+fi
+rm -rf "$WORK" && mkdir -p "$WORK" && touch "$WORK/.ppasr_demo" && cd "$WORK"
 export PYTHONPATH="$REPO${PYTHONPATH:+:$PYTHONPATH}"
 
 echo "== 1/5 合成语音数据 (synthesise $NUM_SAMPLES Mandarin utterances) =="
