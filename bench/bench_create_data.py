@@ -28,14 +28,10 @@ sys.path.insert(0, str(REPO))
 
 from ppasr.audio import read_audio  # noqa: E402
 from ppasr.features import FEATURE_METHODS, AudioFeaturizer, FeatureConfig  # noqa: E402
+from ppasr.utils import available_cores  # noqa: E402
 
 CORPUS_NAME = "bench"
 DEFAULT_CORPUS_DIR = os.path.join(tempfile.gettempdir(), "ppasr_bench_corpus")
-
-
-def available_cores() -> int:
-    """Cores this process may run on."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 def annotation_paths(corpus_dir: str) -> list[str]:

@@ -36,8 +36,8 @@ from ppasr.augment import build_augmentation_pipeline  # noqa: E402
 from ppasr.dataset import ManifestDataset, SortaGradBatchSampler, collate  # noqa: E402
 from ppasr.features import FEATURE_METHODS, FeatureNormalizer  # noqa: E402
 from ppasr.model import DeepSpeech2Model  # noqa: E402
-from ppasr.trainer import batch_loss, loader_workers, update  # noqa: E402
-from ppasr.utils import read_vocabulary, set_paddle_threads, str2bool  # noqa: E402
+from ppasr.trainer import batch_loss, update  # noqa: E402
+from ppasr.utils import loader_workers, read_vocabulary, set_paddle_threads, str2bool  # noqa: E402
 
 import paddle  # noqa: E402  (after ppasr, which records OMP_NUM_THREADS before paddle overwrites it)
 

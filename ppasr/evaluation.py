@@ -12,9 +12,14 @@ import numpy as np
 import paddle
 from tqdm import tqdm
 
-from ppasr.dataset import is_placeholder
+from ppasr.checkpoint import check_compatible, check_model_dir, load_weights, read_state
+from ppasr.dataset import ManifestDataset, SortaGradBatchSampler, collate, is_placeholder
 from ppasr.decoder import greedy_decode
+from ppasr.features import FeatureNormalizer
+from ppasr.model import DeepSpeech2Model
 from ppasr.metrics import char_errors
+from ppasr.utils import (loader_workers, read_vocabulary, require_file, select_device, set_paddle_threads,
+                         single_threaded_worker, vocabulary_hash)
 
 
 @dataclass
@@ -128,18 +133,10 @@ def build_decoder(args, vocabulary: list[str], num_processes: int | None = None)
 
 def load_for_eval(args):
     """Vocabulary, normaliser, test set, loader and model with weights, as the flags say."""
-    from ppasr.checkpoint import check_compatible, load_weights, read_state
-    from ppasr.dataset import ManifestDataset, SortaGradBatchSampler, collate
-    from ppasr.features import FeatureNormalizer
-    from ppasr.model import DeepSpeech2Model
-    from ppasr.utils import read_vocabulary, require_file, set_paddle_threads, single_threaded_worker, vocabulary_hash
-
     for path in (args.test_manifest, args.dataset_vocab, args.mean_std_path):
         require_file(path, "python3 create_data.py")
-    from ppasr.checkpoint import check_model_dir
-
     check_model_dir(args.resume_model)
-    paddle.set_device("gpu" if paddle.is_compiled_with_cuda() and paddle.device.cuda.device_count() > 0 else "cpu")
+    select_device()
     set_paddle_threads()
     vocabulary = read_vocabulary(args.dataset_vocab)
     normalizer = FeatureNormalizer(args.mean_std_path)
@@ -150,9 +147,8 @@ def load_for_eval(args):
     if len(dataset) == 0:
         raise SystemExit(f"error: {args.test_manifest} has no utterances to evaluate")
     sampler = SortaGradBatchSampler(dataset, args.batch_size, shuffle=False, even_shards=False)
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     loader = paddle.io.DataLoader(dataset, batch_sampler=sampler, collate_fn=collate,
-                                  num_workers=max(0, min(args.num_workers, cores)),
+                                  num_workers=loader_workers(args.num_workers, 1),
                                   worker_init_fn=single_threaded_worker)
     model = DeepSpeech2Model(normalizer.feature_config.dim, len(vocabulary), args.cnn_size, args.num_rnn_layers,
                              args.rnn_size)

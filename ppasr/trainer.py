@@ -20,28 +20,14 @@ from ppasr.evaluation import EvalResult, ctc_loss_per_utterance, evaluate
 from ppasr.features import FeatureNormalizer
 from ppasr.model import DeepSpeech2Model
 from ppasr.vdl import new_run_dir, open_writer
-from ppasr.utils import read_vocabulary, require_file, set_paddle_threads, single_threaded_worker, vocabulary_hash
+from ppasr.utils import (loader_workers, read_vocabulary, require_file, select_device, set_paddle_threads,
+                         single_threaded_worker, vocabulary_hash)
 
 logger = logging.getLogger("ppasr")
 
 
 def now() -> str:
     return str(datetime.now())
-
-
-def select_device() -> str:
-    """GPU when paddle has CUDA and a device, else CPU."""
-    device = "cpu"
-    if paddle.is_compiled_with_cuda() and paddle.device.cuda.device_count() > 0:
-        device = f"gpu:{dist.ParallelEnv().dev_id}"
-    paddle.set_device(device)
-    return device
-
-
-def loader_workers(requested: int, world_size: int) -> int:
-    """Cap DataLoader workers at the cores each process has, so they don't oversubscribe the CPU."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(0, min(requested, cores // max(1, world_size)))
 
 
 def all_reduce_sum(values: list[float], world_size: int) -> list[float]:

@@ -6,14 +6,18 @@ import os
 from typing import Sequence
 
 
+def available_cores() -> int:
+    """CPU cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
 def cpu_threads_per_process(processes_per_machine: int = 1) -> int:
     """This process's share of the CPU cores; a user's explicit ``OMP_NUM_THREADS`` wins."""
     from ppasr import USER_OMP_NUM_THREADS
 
     if USER_OMP_NUM_THREADS and USER_OMP_NUM_THREADS.isdigit():
         return max(1, int(USER_OMP_NUM_THREADS))
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(1, cores // max(1, processes_per_machine))
+    return max(1, available_cores() // max(1, processes_per_machine))
 
 
 def set_paddle_threads(processes_per_machine: int = 1) -> int:
@@ -90,3 +94,19 @@ def vocabulary_hash(tokens: Sequence[str]) -> str:
     import hashlib
 
     return hashlib.sha1("\n".join(tokens).encode("utf-8")).hexdigest()[:16]
+
+
+def select_device() -> str:
+    """GPU when paddle has CUDA and a device, else CPU."""
+    import paddle
+
+    device = "cpu"
+    if paddle.is_compiled_with_cuda() and paddle.device.cuda.device_count() > 0:
+        device = f"gpu:{paddle.distributed.ParallelEnv().dev_id}"
+    paddle.set_device(device)
+    return device
+
+
+def loader_workers(requested: int, world_size: int) -> int:
+    """Cap DataLoader workers at the cores each process has, so they don't oversubscribe the CPU."""
+    return max(0, min(requested, available_cores() // max(1, world_size)))
