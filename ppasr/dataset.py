@@ -5,7 +5,7 @@ import logging
 import numpy as np
 import paddle
 
-from ppasr.audio import AudioError, read_audio
+from ppasr.audio import AudioError, read_audio, resample
 from ppasr.data_prep import read_manifest
 from ppasr.features import AudioFeaturizer, FeatureNormalizer
 from ppasr.model import conv_output_length
@@ -82,8 +82,6 @@ class ManifestDataset(paddle.io.Dataset):
             if self.augmentation is not None:
                 samples, sample_rate = self.augmentation.transform_audio(samples, sample_rate)
                 if sample_rate != self.featurizer.config.sample_rate:
-                    from ppasr.audio import resample
-
                     samples = resample(samples, sample_rate, self.featurizer.config.sample_rate)
                     sample_rate = self.featurizer.config.sample_rate
             feature = self.normalizer.apply(self.featurizer.featurize(samples, sample_rate))

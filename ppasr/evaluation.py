@@ -14,7 +14,7 @@ from tqdm import tqdm
 
 from ppasr.checkpoint import check_compatible, check_model_dir, load_weights, read_state
 from ppasr.dataset import ManifestDataset, SortaGradBatchSampler, collate, is_placeholder
-from ppasr.decoder import greedy_decode
+from ppasr.decoder import BeamSearchDecoder, greedy_decode, load_language_model
 from ppasr.features import FeatureNormalizer
 from ppasr.model import DeepSpeech2Model
 from ppasr.metrics import char_errors
@@ -113,8 +113,6 @@ def build_decoder(args, vocabulary: list[str], num_processes: int | None = None)
     """The decoder the flags ask for; a missing LM file falls back to beam search without LM."""
     if args.decoder == "ctc_greedy":
         return TextDecoder(vocabulary)
-    from ppasr.decoder import BeamSearchDecoder
-
     lm_path = args.lang_model_path
     if lm_path and not os.path.exists(lm_path):
         print(f"warning: language model {lm_path} not found: decoding with beam search WITHOUT a language "
@@ -184,8 +182,6 @@ def run_eval(args) -> EvalResult:
 
 def run_tune(args) -> tuple[float, float, float]:
     """Grid-search alpha/beta of LM beam search (PPASR tools/tune.py); print the best pair."""
-    from ppasr.decoder import BeamSearchDecoder, load_language_model
-
     vocabulary, dataset, loader, model = load_for_eval(args)
     try:
         load_language_model(args.lang_model_path)
