@@ -11,7 +11,7 @@ import pytest
 import soundfile
 
 REPO = Path(__file__).resolve().parents[1]
-REFERENCE = REPO.parent / "shared" / "reference"
+REFERENCE = REPO / "tests" / "resources"
 TEST_WAV = REFERENCE / "test.wav"
 
 

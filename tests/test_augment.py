@@ -1,4 +1,4 @@
-"""Tests for ppasr.augment on real speech (shared/reference/test.wav)."""
+"""Tests for ppasr.augment on real speech (tests/resources/test.wav)."""
 from __future__ import annotations
 
 import json
@@ -13,7 +13,7 @@ import ppasr.augment as augment
 from ppasr.augment import AugmentationPipeline, build_augmentation_pipeline
 
 REPO = Path(__file__).resolve().parents[1]
-TEST_WAV = REPO.parent / "shared" / "reference" / "test.wav"
+TEST_WAV = REPO / "tests" / "resources" / "test.wav"
 
 
 @pytest.fixture(scope="module")
