@@ -58,6 +58,9 @@ class Utterance:
                            "text": self.text}, ensure_ascii=False)
 
 
+TEST_ANNOTATION = "test.txt"
+
+
 def read_annotations(annotation_path: str, text_mode: str, skips: SkipLog) -> list[tuple[str, str, str]]:
     """Return (audio_path, clean text, 'file:line') for every usable annotation line."""
     if not os.path.isdir(annotation_path):
@@ -134,23 +137,33 @@ def _probe_worker(job: tuple[str, bool, str]) -> tuple[str, float] | str:
 
 def create_manifests(entries: list[tuple[str, str, str]], train_manifest: str, test_manifest: str,
                      change_rate: bool, num_workers: int, skips: SkipLog) -> tuple[int, int, float]:
-    """Probe every utterance in parallel; every 100th (by duration, descending) goes to test."""
+    """Probe every utterance in parallel and split train/test.
+
+    When the annotation folder holds ``test.txt`` (PPASR 2.x's convention, written by download_data/ for
+    official test splits), exactly its utterances form the test set; otherwise every 100th utterance by
+    descending duration does (PPASR a3c1911).
+    """
     cache_dir = os.path.join(os.path.dirname(os.path.abspath(train_manifest)), "cache", "16k")
     jobs = [(path, change_rate, cache_dir) for path, _, _ in entries]
-    utterances = []
+    utterances, official_test = [], []
     with Pool(max(1, num_workers), initializer=single_threaded_worker) as pool:
         results = pool.imap(_probe_worker, jobs, chunksize=16)
         for (path, text, where), result in tqdm(zip(entries, results), total=len(jobs), desc="manifest"):
             if isinstance(result, str):
                 skips.skip(f"{where} ({path})", result)
+            elif os.path.basename(where.rsplit(":", 1)[0]) == TEST_ANNOTATION:
+                official_test.append(Utterance(result[0], result[1], text))
             else:
                 utterances.append(Utterance(result[0], result[1], text))
     utterances.sort(key=lambda u: (-u.duration, u.audio_filepath))
-    test = [u for i, u in enumerate(utterances) if i % 100 == 0]
-    train = [u for i, u in enumerate(utterances) if i % 100 != 0]
+    if any(os.path.basename(where.rsplit(":", 1)[0]) == TEST_ANNOTATION for _, _, where in entries):
+        test, train = official_test, utterances
+    else:
+        test = [u for i, u in enumerate(utterances) if i % 100 == 0]
+        train = [u for i, u in enumerate(utterances) if i % 100 != 0]
     write_lines(train_manifest, [u.to_json() for u in train])
     write_lines(test_manifest, [u.to_json() for u in test])
-    return len(train), len(test), sum(u.duration for u in utterances)
+    return len(train), len(test), sum(u.duration for u in train + test)
 
 
 def write_lines(path: str, lines: list[str]) -> None:

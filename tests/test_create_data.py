@@ -165,3 +165,17 @@ def test_text_modes(mode, text, expected):
     from ppasr.text import clean_text
 
     assert clean_text(text, mode) == expected
+
+
+def test_annotation_test_txt_is_the_whole_test_set(tmp_path, reference_audio):
+    """PPASR 2.x / download_data: annotation/test.txt becomes manifest.test, nothing else does."""
+    make_corpus(tmp_path, reference_audio)
+    annotation = tmp_path / "dataset" / "annotation"
+    lines = (annotation / "clips.txt").read_text(encoding="utf-8").splitlines()
+    (annotation / "clips.txt").write_text("\n".join(lines[:9]) + "\n", encoding="utf-8")
+    (annotation / "test.txt").write_text("\n".join(lines[9:]) + "\n", encoding="utf-8")
+    run_cli("create_data.py", "--num_workers=2", cwd=tmp_path)
+    train = read_jsonl(tmp_path / "dataset/manifest.train")
+    test = read_jsonl(tmp_path / "dataset/manifest.test")
+    assert sorted(x["audio_filepath"] for x in test) == sorted(line.split("\t")[0] for line in lines[9:])
+    assert len(train) == 9 and not {x["audio_filepath"] for x in train} & {x["audio_filepath"] for x in test}

@@ -1,0 +1,27 @@
+"""User errors: problems a user can fix (bad flag, missing or malformed file), reported as one line.
+
+The library raises ``UserError``; the root scripts run their job through ``run_main``, which turns it
+into ``error: <message>`` on stderr and exit code 1, with no traceback. Anything else is a bug and keeps
+its traceback.
+"""
+from __future__ import annotations
+
+import sys
+from typing import Callable
+
+
+class UserError(Exception):
+    """A failure the user caused and can fix; the message names the file or flag and the fix."""
+
+
+def run_main(job: Callable[[], object]) -> None:
+    """Run a root script's job; a ``UserError`` ends the process with one ``error: …`` line."""
+    try:
+        job()
+    except UserError as e:
+        sys.stdout.flush()
+        print(f"error: {e}", file=sys.stderr, flush=True)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr, flush=True)
+        sys.exit(130)
