@@ -36,6 +36,7 @@ from typing import Any, Callable
 import numpy as np
 
 from ppasr.audio import AudioError, read_audio, resample
+from ppasr.manifest import read_manifest
 
 __all__ = [
     "AugmentationPipeline",
@@ -135,13 +136,8 @@ class NoisePerturb:
         falling back to the manifest's own directory.
         """
         paths = []
-        for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                audio = Path(json.loads(line)["audio_filepath"])
-            except (json.JSONDecodeError, KeyError, TypeError) as e:
-                raise ValueError(f"noise manifest {path} line {lineno}: bad entry ({e})") from e
+        for item in read_manifest(str(path)):
+            audio = Path(item["audio_filepath"])
             if not audio.is_absolute() and not audio.exists():
                 audio = path.parent / audio
             paths.append(str(audio))

@@ -19,6 +19,7 @@ from tqdm import tqdm
 
 from ppasr.audio import TARGET_SAMPLE_RATE, AudioError, audio_info, check_wav_complete, read_audio
 from ppasr.features import AudioFeaturizer, FeatureConfig, save_mean_std
+from ppasr.manifest import read_manifest
 from ppasr.text import clean_text
 from ppasr.utils import single_threaded_worker
 
@@ -174,21 +175,6 @@ def write_lines(path: str, lines: list[str]) -> None:
         for line in lines:
             f.write(line + "\n")
     os.replace(tmp, path)
-
-
-def read_manifest(path: str) -> list[dict]:
-    """Read a JSON-lines manifest, failing fast with the command that makes it."""
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"manifest {path} not found: run `python3 create_data.py` first")
-    items = []
-    with open(path, "r", encoding="utf-8") as f:
-        for number, line in enumerate(f, start=1):
-            if line.strip():
-                try:
-                    items.append(json.loads(line))
-                except json.JSONDecodeError as e:
-                    raise ValueError(f"{path}:{number}: not a JSON manifest line ({e.msg})") from e
-    return items
 
 
 def build_vocabulary(train_manifest: str, vocab_path: str, count_threshold: int) -> int:

@@ -13,7 +13,6 @@ backoff arithmetic reproduces the interpolated distribution exactly.
 """
 from __future__ import annotations
 
-import json
 import math
 import os
 import shutil
@@ -22,6 +21,9 @@ import tempfile
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+
+from ppasr.manifest import is_manifest, read_manifest
+from ppasr.text import is_cjk
 
 BOS = "<s>"
 EOS = "</s>"
@@ -53,31 +55,18 @@ class ArpaModel:
 
 
 def read_texts(paths: Iterable[str]) -> Iterator[str]:
-    """Yield transcripts from manifests (JSON lines with ``"text"``) or plain-text files.
+    """Yield transcripts from manifests (their ``"text"`` fields) or plain-text files (their lines).
 
-    Each line is tried as JSON first; a line that is not a JSON object with a ``text``
-    field is taken verbatim. Empty lines are skipped.
+    A file is a manifest when its first non-empty line is a manifest entry. Empty lines and
+    empty transcripts are skipped.
     """
     for path in paths:
-        with open(path, encoding="utf-8") as handle:
-            for line in handle:
-                line = line.strip()
-                if not line:
-                    continue
-                text = line
-                if line.startswith("{"):
-                    try:
-                        record = json.loads(line)
-                    except json.JSONDecodeError:
-                        record = None
-                    if isinstance(record, dict) and isinstance(record.get("text"), str):
-                        text = record["text"]
-                if text.strip():
-                    yield text
-
-
-def _is_cjk(ch: str) -> bool:
-    return "\u3400" <= ch <= "\u9fff" or "\uf900" <= ch <= "\ufaff"
+        if is_manifest(path):
+            texts = (str(item.get("text", "")) for item in read_manifest(path))
+        else:
+            with open(path, encoding="utf-8") as handle:
+                texts = [line.strip() for line in handle]
+        yield from (text for text in texts if text.strip())
 
 
 def detect_token_mode(texts: Iterable[str]) -> str:
@@ -87,7 +76,7 @@ def detect_token_mode(texts: Iterable[str]) -> str:
         for ch in text:
             if ch.isspace():
                 continue
-            if _is_cjk(ch):
+            if is_cjk(ch):
                 cjk += 1
             else:
                 other += 1

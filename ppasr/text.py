@@ -7,7 +7,8 @@ TEXT_MODES = ("zh", "en", "mixed")
 _SPACES = re.compile(r"\s+")
 
 
-def _is_cjk(ch: str) -> bool:
+def is_cjk(ch: str) -> bool:
+    """A Chinese character in PPASR's range (U+4E00–U+9FA5): what ``zh`` mode keeps."""
     return "\u4e00" <= ch <= "\u9fa5"
 
 
@@ -28,11 +29,11 @@ def clean_text(text: str, mode: str = "zh") -> str:
 
     text = zhconv.convert(text, "zh-cn")
     if mode == "zh":
-        return "".join(ch for ch in text if _is_cjk(ch))
+        return "".join(ch for ch in text if is_cjk(ch))
     text = text.lower()
     kept = []
     for ch in text:
-        if _is_word_char(ch) or (mode == "mixed" and _is_cjk(ch)):
+        if _is_word_char(ch) or (mode == "mixed" and is_cjk(ch)):
             kept.append(ch)
         else:
             kept.append(" ")
