@@ -147,3 +147,27 @@ def infer_parser() -> argparse.ArgumentParser:
     _add(p, "use_model", str, "deepspeech2", "所使用的模型.", choices=["deepspeech2"])
     _add(p, "model_dir", str, "models/{}/infer/", "导出的预测模型文件夹路径.")
     return p
+
+
+def _archive_source(p: argparse.ArgumentParser, corpus) -> None:
+    _add(p, "url", str, corpus.url, "下载地址 (a mirror, e.g. https://openslr.magicdatatech.com/resources/...).")
+    _add(p, "md5", none_or_str, corpus.md5, "压缩包的MD5 (None = not checked).")
+    _add(p, "archive", none_or_str, None, "已下载的压缩包路径，不再下载 (only read, never deleted).")
+
+
+def download_parser(corpus) -> argparse.ArgumentParser:
+    """Flags of download_data/<name>.py for a speech corpus (``ppasr.corpora.Corpus``): PPASR's, then ours."""
+    p = argparse.ArgumentParser(description=f"Download {corpus.title} and write its annotations (PPASR download_data).")
+    _add(p, "target_dir", str, "../dataset/audio/", "存放音频文件的目录.")
+    _add(p, "annotation_text", str, "../dataset/annotation/", "存放音频标注文件的目录.")
+    _archive_source(p, corpus)
+    return p
+
+
+def noise_download_parser(corpus) -> argparse.ArgumentParser:
+    """Flags of download_data/noise.py (``corpus``: the RIRS_NOISES entry of ``ppasr.corpora``)."""
+    p = argparse.ArgumentParser(description="Download RIRS_NOISES point-source noises (PPASR download_data/noise.py).")
+    _add(p, "target_dir", str, "../dataset/audio/", "存放下载的压缩包的目录.")
+    _add(p, "noise_path", str, "../dataset/audio/noise/", "存放噪声音频的目录.")
+    _archive_source(p, corpus)
+    return p
