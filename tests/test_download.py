@@ -301,17 +301,32 @@ def test_md5_mismatch_keeps_file_aside_and_unpacks_nothing(tmp_path, server, arc
     assert not (clone / "dataset" / "annotation").exists()
 
 
+def test_missing_url_is_one_error_line(tmp_path, server):
+    clone = make_clone(tmp_path / "clone")
+    proc = download(clone, "aishell.py", f"--url={server.url}/no_such.tgz", check=False)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert "HTTP 404" in proc.stderr and "--url" in proc.stderr
+    assert len(server.requests) == 1, "a 404 is not retried"
+
+
 def test_archive_flag_reads_a_local_archive_and_never_touches_it(tmp_path, server, archives):
     clone = make_clone(tmp_path / "clone")
     mine = tmp_path / "my downloads" / "data_aishell.tgz"
     mine.parent.mkdir()
     shutil.copy(archives["data_aishell.tgz"], mine)
     stat_before, md5_before = mine.stat(), md5(mine)
-    download(clone, "aishell.py", f"--archive={mine}", f"--url={server.url}/data_aishell.tgz",
-             f"--md5={md5_before}")
+    annotation = clone / "dataset" / "annotation"
+    annotation.mkdir(parents=True)
+    (annotation / "test.txt").write_text("dataset/audio/mine/1.wav\t我自己的测试句\n", encoding="utf-8")
+    for _ in range(2):
+        download(clone, "aishell.py", f"--archive={mine}", f"--url={server.url}/data_aishell.tgz",
+                 f"--md5={md5_before}")
     assert server.requests == []
     assert mine.exists() and md5(mine) == md5_before and mine.stat().st_mtime_ns == stat_before.st_mtime_ns
-    assert len(lines(clone / "dataset" / "annotation" / "aishell.txt")) == 6
+    assert len(lines(annotation / "aishell.txt")) == 6
+    test_lines = lines(annotation / "test.txt")
+    assert test_lines[0] == "dataset/audio/mine/1.wav\t我自己的测试句", "the user's own test lines are kept"
+    assert len(test_lines) == 3, "a rerun replaces this corpus's test lines, it does not add them again"
 
     wrong = download(clone, "thchs_30.py", f"--archive={mine}", check=False)  # default md5 is THCHS-30's
     assert wrong.returncode == 1 and "error: md5 of" in wrong.stderr and md5(mine) == md5_before
