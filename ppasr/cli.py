@@ -2,10 +2,14 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 from ppasr.features import FEATURE_METHODS
 from ppasr.text import TEXT_MODES
 from ppasr.utils import none_or_str, str2bool
+
+if TYPE_CHECKING:
+    from ppasr.corpora import Corpus
 
 
 def _add(parser: argparse.ArgumentParser, name: str, type_, default, help_: str, **kwargs) -> None:
@@ -149,13 +153,13 @@ def infer_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _archive_source(p: argparse.ArgumentParser, corpus) -> None:
+def _archive_source(p: argparse.ArgumentParser, corpus: Corpus) -> None:
     _add(p, "url", str, corpus.url, "下载地址 (a mirror, e.g. https://openslr.magicdatatech.com/resources/...).")
     _add(p, "md5", none_or_str, corpus.md5, "压缩包的MD5 (None = not checked).")
     _add(p, "archive", none_or_str, None, "已下载的压缩包路径，不再下载 (only read, never deleted).")
 
 
-def download_parser(corpus) -> argparse.ArgumentParser:
+def download_parser(corpus: Corpus) -> argparse.ArgumentParser:
     """Flags of download_data/<name>.py for a speech corpus (``ppasr.corpora.Corpus``): PPASR's, then ours."""
     p = argparse.ArgumentParser(description=f"Download {corpus.title} and write its annotations (PPASR download_data).")
     _add(p, "target_dir", str, "../dataset/audio/", "存放音频文件的目录.")
@@ -164,7 +168,7 @@ def download_parser(corpus) -> argparse.ArgumentParser:
     return p
 
 
-def noise_download_parser(corpus) -> argparse.ArgumentParser:
+def noise_download_parser(corpus: Corpus) -> argparse.ArgumentParser:
     """Flags of download_data/noise.py (``corpus``: the RIRS_NOISES entry of ``ppasr.corpora``)."""
     p = argparse.ArgumentParser(description="Download RIRS_NOISES point-source noises (PPASR download_data/noise.py).")
     _add(p, "target_dir", str, "../dataset/audio/", "存放下载的压缩包的目录.")

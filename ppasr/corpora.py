@@ -181,6 +181,9 @@ def write_annotations(corpus: Corpus, data_dir: str, annotation_dir: str, root: 
             missing += 1
             continue
         (test if is_test else train).append(f"{annotation_path(audio, root)}\t{text}")
+    if not train and not test:
+        raise UserError(f"no utterances with transcripts in {data_dir} ({missing} without): is the archive "
+                        f"complete? Delete {data_dir} and rerun to unpack it again")
     os.makedirs(annotation_dir, exist_ok=True)
     write_lines(os.path.join(annotation_dir, f"{corpus.name}.txt"), train)
     if test:
@@ -209,8 +212,6 @@ def prepare_corpus(name: str, target_dir: str, annotation_dir: str, url: str, md
     test_note = f", test {counts['test']} -> {os.path.join(annotation_dir, TEST_ANNOTATION)}" if counts["test"] else ""
     logger.info(f"{corpus.title}: train+dev {counts['train']} -> {where}{test_note}; "
                 f"skipped {counts['no transcript']} without a transcript")
-    if counts["train"] + counts["test"] == 0:
-        raise UserError(f"no utterances with transcripts found in {data_dir}: is the archive complete?")
 
 
 def prepare_noise(target_dir: str, noise_path: str, url: str, md5: str | None, archive: str | None) -> None:
