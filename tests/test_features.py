@@ -13,10 +13,10 @@ def test_linear_spectrogram_matches_ppasr_reference():
     reference = np.load(REFERENCE / "test_wav_linear_spectrogram.npz")["feature"]
     assert feature.shape == reference.shape == (161, 838)
     difference = np.abs(feature - reference)
-    # Near-silent bins (log power below -20, i.e. < 2e-9) sit at the float32 rounding noise of the
+    # Near-silent bins (log power below -22, i.e. < 3e-10) sit at the float32 rounding noise of the
     # gain-normalised samples, which differs in the last bits between numpy builds and CPUs.
-    audible = reference > -20
-    assert audible.mean() > 0.9
+    audible = reference > -22
+    assert audible.mean() > 0.5
     assert difference[audible].max() < 1e-4
     assert difference.max() < 5e-3
 
