@@ -4,30 +4,32 @@ Conventions shared with the model: ``probs`` are per-frame softmax outputs ``[B,
 ``lengths[i]`` frames of utterance ``i`` are valid (the rest is padding and is never
 decoded) and vocabulary index 0 is the CTC blank.
 
-The beam search ranks prefixes by ``log P_ctc + alpha * ln P_lm + beta * n_lm_tokens`` like
-DeepSpeech2/PPASR's ``ctc_beam_search_decoder``. With a character vocabulary (no space
-token) every non-space character is an LM token; when the vocabulary contains ``" "`` the
-LM is word-level and a word is scored when a space completes it, the trailing partial word
-at the end of the utterance (with an ARPA model, an unfinished word that no LM word starts
-with is charged as soon as it appears, see :class:`PrefixBeamSearch`). KenLM returns log10 probabilities; they are converted to
-natural logs before weighting so ``alpha`` scales the same units as the CTC log-probs.
+The beam search ranks prefixes by ``ln P_ctc + alpha * log10 P_lm + beta * n_lm_tokens``, in
+PPASR's units (its swig ``Scorer`` multiplies KenLM's log10 probabilities by ``alpha``), so a
+PPASR-tuned alpha/beta means the same here. A token outside the LM's vocabulary scores
+PPASR's ``OOV_SCORE`` (log10 -1000) instead of KenLM's ``<unk>`` estimate. The LM token unit
+(characters or words) follows one rule, :func:`detect_lm_token`: with a character vocabulary
+every non-space character is an LM token; with a word LM a word is scored when a space
+completes it, the trailing partial word at the end of the utterance (with an ARPA model, an
+unfinished word that no LM word starts with is charged as soon as it appears, see
+:class:`PrefixBeamSearch`).
 """
 from __future__ import annotations
 
 import bisect
 import gzip
-import math
 import multiprocessing
 import os
 import re
 from dataclasses import dataclass
+from collections.abc import Iterable
 from typing import Any, Self
 
 import numpy as np
 
 BLANK_INDEX = 0
 LM_TOKEN_MODES = ("char", "word")
-_LN10 = math.log(10.0)
+OOV_LOG10 = -1000.0  # PPASR's OOV_SCORE (scorer.h), in log10 units like every LM score here
 _NEG_INF = -np.inf
 _KENLM_BINARY_MAGIC = b"mmap lm "
 
@@ -65,9 +67,23 @@ def greedy_score(probs: np.ndarray) -> float:
     return float(best.mean() * 100.0) if best.shape[0] else 0.0
 
 
-def detect_lm_token(vocabulary: list[str]) -> str:
-    """``"word"`` when the vocabulary has a space token (English), else ``"char"``."""
-    return "word" if " " in vocabulary else "char"
+def _is_cjk(ch: str) -> bool:
+    return "\u3400" <= ch <= "\u9fff" or "\uf900" <= ch <= "\ufaff"
+
+
+def detect_lm_token(symbols: Iterable[str], lang_model_path: str | None = None) -> str:
+    """The LM token unit, ``"char"`` or ``"word"``: the one rule the decoder and the LM builder share.
+
+    An ARPA model's own words decide as in PPASR (character-based when every word is one
+    character). Otherwise (KenLM binary, or an LM still to be built) the text decides:
+    ``symbols`` (a vocabulary or transcripts) containing any Chinese character means
+    characters (spaces are then not LM tokens, so mixed Chinese/English text is modelled per
+    character), else words.
+    """
+    words = read_arpa_words(lang_model_path) if lang_model_path and os.path.isfile(lang_model_path) else None
+    if words:
+        return "char" if all(len(word) == 1 for word in words) else "word"
+    return "char" if any(_is_cjk(ch) for text in symbols for ch in text) else "word"
 
 
 def load_language_model(path: str) -> Any:
@@ -174,7 +190,7 @@ class SearchConfig:
     beta: float = 0.35
     lang_model_path: str | None = None
     lm_token: str = "char"
-    oov_log10: float | None = None
+    oov_log10: float | None = OOV_LOG10
 
 
 class _PrefixTrie:
@@ -195,7 +211,7 @@ class _PrefixTrie:
         self._lm_words = lm_words
         self._word_mode = config.lm_token == "word"
         self._space = vocabulary.index(" ") if " " in vocabulary else -1
-        self._alpha_ln = config.alpha * _LN10
+        self._alpha = config.alpha
         self._beta = config.beta
         self._oov_log10 = config.oov_log10
         self._children: dict[int, int] = {}
@@ -216,7 +232,7 @@ class _PrefixTrie:
             model.BeginSentenceWrite(self.state[0])
 
     def _lm(self, state: Any, word: str) -> tuple[float, Any]:
-        """``alpha * ln P(word | state) + beta`` and the state after ``word``."""
+        """``alpha * log10 P(word | state) + beta`` and the state after ``word``."""
         key = (state, word)
         found = self._queries.get(key)
         if found is None:
@@ -224,7 +240,7 @@ class _PrefixTrie:
             log10 = self._model.BaseScore(state, word, after)
             if self._oov_log10 is not None and word not in self._model:
                 log10 = self._oov_log10
-            found = self._queries[key] = (self._alpha_ln * log10 + self._beta, after)
+            found = self._queries[key] = (self._alpha * log10 + self._beta, after)
         return found
 
     def _starts_known_word(self, text: str) -> bool:
@@ -357,7 +373,7 @@ class PrefixBeamSearch:
         vocabulary = config.vocabulary
         self._space = vocabulary.index(" ") if " " in vocabulary else -1
         self._word_mode = config.lm_token == "word"
-        # A KenLM step adds alpha * ln P + beta <= beta: an upper bound that lets the search
+        # A KenLM step adds alpha * log10 P + beta <= beta: an upper bound that lets the search
         # skip queries for candidates which cannot enter the beam.
         self._lm_bonus = max(config.beta, 0.0)
 
@@ -503,8 +519,8 @@ class BeamSearchDecoder:
     """Batch CTC prefix beam search with optional KenLM fusion, parallel over processes.
 
     ``lang_model_path=None`` searches without an LM. ``lm_token`` (``"char"``/``"word"``)
-    overrides the detection from the vocabulary. ``oov_log10``, when given, replaces KenLM's
-    ``<unk>`` estimate for words outside the LM vocabulary. Worker processes are started on
+    overrides :func:`detect_lm_token`. A word outside the LM vocabulary scores ``oov_log10``
+    (PPASR's -1000 by default; ``None`` keeps KenLM's ``<unk>`` estimate). Worker processes are started on
     the first parallel batch and load the LM once; call :meth:`close` (or use ``with``) to
     stop them.
     """
@@ -512,11 +528,11 @@ class BeamSearchDecoder:
     def __init__(self, vocabulary: list[str], alpha: float = 1.2, beta: float = 0.35,
                  beam_size: int = 10, cutoff_prob: float = 1.0, cutoff_top_n: int = 40,
                  lang_model_path: str | None = None, num_processes: int = 8,
-                 lm_token: str | None = None, oov_log10: float | None = None) -> None:
+                 lm_token: str | None = None, oov_log10: float | None = OOV_LOG10) -> None:
         self._pool: Any = None
         self.config = SearchConfig(
             vocabulary=tuple(vocabulary), beam_size=beam_size, alpha=alpha, beta=beta,
-            lang_model_path=lang_model_path, lm_token=lm_token or detect_lm_token(vocabulary),
+            lang_model_path=lang_model_path, lm_token=lm_token or detect_lm_token(vocabulary, lang_model_path),
             oov_log10=oov_log10)
         self.cutoff_prob = cutoff_prob
         self.cutoff_top_n = cutoff_top_n
