@@ -17,10 +17,12 @@ unfinished word that no LM word starts with is charged as soon as it appears, se
 from __future__ import annotations
 
 import bisect
+import functools
 import gzip
 import multiprocessing
 import os
 import re
+import signal
 from dataclasses import dataclass
 from collections.abc import Iterable
 from typing import Any, Self
@@ -86,8 +88,10 @@ def detect_lm_token(symbols: Iterable[str], lang_model_path: str | None = None) 
     return "char" if any(_is_cjk(ch) for text in symbols for ch in text) else "word"
 
 
+@functools.lru_cache(maxsize=4)
 def load_language_model(path: str) -> Any:
-    """Load a KenLM model (ARPA or binary) with clear, one-line errors.
+    """Load a KenLM model (ARPA or binary) with clear, one-line errors; once per process (tune.py
+    builds a decoder per alpha/beta pair, forked workers inherit it).
 
     Raises ``FileNotFoundError`` when ``path`` does not exist and ``ValueError`` when it is
     not a model KenLM can read.
@@ -505,9 +509,14 @@ def _merge_existing(trie: _PrefixTrie, nodes: np.ndarray, column: np.ndarray, ex
 _WORKER_SEARCH: PrefixBeamSearch | None = None
 
 
-def _worker_init(config: SearchConfig) -> None:
+def _worker_init(config: SearchConfig | None) -> None:
+    """Start a decoding worker: default signal handling (not Paddle's, whose handler prints a
+    C++ traceback when a worker is stopped) and the searcher, loaded only if not inherited."""
     global _WORKER_SEARCH
-    _WORKER_SEARCH = PrefixBeamSearch(config)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    if config is not None:
+        _WORKER_SEARCH = PrefixBeamSearch(config)
 
 
 def _worker_search(frames: PrunedFrames) -> tuple[str, float, float]:
@@ -567,17 +576,22 @@ class BeamSearchDecoder:
             return [self._search.search(frames) for frames in utterances]
         if self._pool is None:
             # fork starts workers at once, without re-importing the caller's script (spawn
-            # would, e.g. Paddle for every worker); workers only run numpy and KenLM code.
-            methods = multiprocessing.get_all_start_methods()
-            context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+            # would, e.g. Paddle for every worker), and they inherit the searcher with its LM
+            # already loaded (KenLM reads the file and prints its banner once); workers only run
+            # numpy and KenLM code.
+            global _WORKER_SEARCH
+            fork = "fork" in multiprocessing.get_all_start_methods()
+            _WORKER_SEARCH = self._search if fork else None
+            context = multiprocessing.get_context("fork" if fork else "spawn")
             self._pool = context.Pool(self.num_processes, initializer=_worker_init,
-                                      initargs=(self.config,))
+                                      initargs=(None if fork else self.config,))
         return self._pool.map(_worker_search, utterances, chunksize=1)
 
     def close(self) -> None:
-        """Stop the worker processes, if any were started."""
+        """Stop the worker processes, if any were started: they finish and exit on their own
+        (no termination signal)."""
         if self._pool is not None:
-            self._pool.terminate()
+            self._pool.close()
             self._pool.join()
             self._pool = None
 

@@ -356,3 +356,4 @@ def test_parallel_decode_batch_equals_serial(zh_lm):
                            lang_model_path=zh_lm) as parallel:
         assert parallel.decode_batch_with_scores(probs, lengths) == \
             serial.decode_batch_with_scores(probs, lengths)
+
