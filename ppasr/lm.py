@@ -4,8 +4,8 @@ The decoder fuses a KenLM model with the CTC scores. PyPI's ``kenlm`` only ships
 side (no ``lmplz``), so this module estimates the model itself, in pure Python, from the
 user's own transcripts: a PPASR manifest (JSON lines with a ``"text"`` field) or plain text.
 
-Chinese corpora are modelled per character, English ones per word (``token="auto"`` picks
-from the text). The estimate follows Chen & Goodman's interpolated modified Kneser–Ney, the
+Text with Chinese characters is modelled per character, other text per word (``token="auto"``
+applies the decoder's rule, :func:`ppasr.decoder.detect_lm_token`, so both agree in mixed mode). The estimate follows Chen & Goodman's interpolated modified Kneser–Ney, the
 same recipe as KenLM's ``lmplz``: adjusted (continuation) counts for the lower orders, three
 discounts per order from counts-of-counts, and interpolation down to a uniform distribution
 so that ``<unk>`` keeps some probability mass. Backoff weights are written so that KenLM's
@@ -22,8 +22,8 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
+from ppasr.decoder import detect_lm_token
 from ppasr.manifest import is_manifest, read_manifest
-from ppasr.text import is_cjk
 
 BOS = "<s>"
 EOS = "</s>"
@@ -67,20 +67,6 @@ def read_texts(paths: Iterable[str]) -> Iterator[str]:
             with open(path, encoding="utf-8") as handle:
                 texts = [line.strip() for line in handle]
         yield from (text for text in texts if text.strip())
-
-
-def detect_token_mode(texts: Iterable[str]) -> str:
-    """Return ``"char"`` if most non-space characters are CJK, else ``"word"``."""
-    cjk = other = 0
-    for text in texts:
-        for ch in text:
-            if ch.isspace():
-                continue
-            if is_cjk(ch):
-                cjk += 1
-            else:
-                other += 1
-    return "char" if cjk > other else "word"
 
 
 def tokenize(text: str, token: str) -> list[str]:
@@ -246,7 +232,7 @@ def build_lm(inputs: Iterable[str], output: str, order: int | None = None,
     texts = list(read_texts(inputs))
     if not texts:
         raise ValueError("no text found in the given inputs")
-    mode = detect_token_mode(texts) if token == "auto" else token
+    mode = detect_lm_token(texts) if token == "auto" else token
     order = order or DEFAULT_ORDER[mode]
     raw = count_ngrams((tokenize(text, mode) for text in texts), order)
     model = estimate_kneser_ney(raw)
