@@ -8,7 +8,8 @@ import time
 import numpy as np
 import paddle
 
-from ppasr.audio import read_audio
+from ppasr.audio import AudioError, read_audio
+from ppasr.errors import UserError
 from ppasr.export import CONFIG_FILE, MODEL_PREFIX, VOCAB_FILE
 from ppasr.features import AudioFeaturizer, FeatureConfig
 from ppasr.utils import read_vocabulary
@@ -20,13 +21,13 @@ class Predictor:
 
     def __init__(self, model_dir: str, use_gpu: bool = False):
         if not os.path.exists(os.path.join(model_dir, CONFIG_FILE)):
-            raise SystemExit(f"error: no exported model in {model_dir}; create it with `python3 export_model.py`")
+            raise UserError(f"no exported model in {model_dir}; create it with `python3 export_model.py`")
         with open(os.path.join(model_dir, CONFIG_FILE), "r", encoding="utf-8") as f:
             self.config = json.load(f)
-        self.vocabulary = read_vocabulary(os.path.join(model_dir, VOCAB_FILE))
+        self.vocabulary = read_vocabulary(os.path.join(model_dir, VOCAB_FILE), "python3 export_model.py")
         if len(self.vocabulary) != self.config["vocab_size"]:
-            raise SystemExit(f"error: {model_dir}/{VOCAB_FILE} has {len(self.vocabulary)} tokens but the model "
-                             f"outputs {self.config['vocab_size']}; export the model again")
+            raise UserError(f"{model_dir}/{VOCAB_FILE} has {len(self.vocabulary)} tokens but the model "
+                            f"outputs {self.config['vocab_size']}; export the model again")
         self.feature_config = FeatureConfig(**self.config["feature_config"])
         self.featurizer = AudioFeaturizer(self.feature_config)
         paddle.set_device("gpu" if use_gpu and paddle.is_compiled_with_cuda() else "cpu")
@@ -68,9 +69,12 @@ def infer_path(args) -> None:
     model_dir = args.model_dir.format(args.use_model) if "{}" in args.model_dir else args.model_dir
     predictor = Predictor(model_dir, args.use_gpu)
     if not os.path.exists(args.wav_path):
-        raise SystemExit(f"error: audio file {args.wav_path} not found")
+        raise UserError(f"audio file {args.wav_path} not found")
     decoder = build_decoder(args, predictor.vocabulary, num_processes=1)
     start = time.time()
-    text, score = transcribe(predictor, args.wav_path, decoder, args.is_long_audio)
+    try:
+        text, score = transcribe(predictor, args.wav_path, decoder, args.is_long_audio)
+    except AudioError as e:
+        raise UserError(f"{args.wav_path}: {e}") from None
     elapsed = int(round((time.time() - start) * 1000))
     print(f"消耗时间：{elapsed}ms, 识别结果: {text}, 得分: {score:.3f}")

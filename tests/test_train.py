@@ -12,6 +12,7 @@ import numpy as np
 import paddle
 import pytest
 
+from ppasr.errors import UserError
 from conftest import REPO, TINY_MODEL, run_cli
 
 FAST = TINY_MODEL + ["--batch_size=8", "--num_workers=0", "--augment_conf_path=None", "--log_interval=1"]
@@ -150,6 +151,6 @@ def test_nan_loss_is_skipped_then_stops_when_persistent(workdir, monkeypatch, ca
 
     monkeypatch.setattr(trainer, "ctc_loss_per_utterance", lambda *a: real(*a) * float("nan"))
     args = train_parser().parse_args(FAST + ["--num_epoch=1", "--max_bad_steps=3", "--save_model_path=m2/"])
-    with pytest.raises(SystemExit, match="3 bad batches in a row"):
+    with pytest.raises(UserError, match="3 bad batches in a row"):
         trainer.train(args)
     assert not os.path.exists("m2/deepspeech2/epoch_1")
