@@ -175,7 +175,8 @@ def _sized_model(p: FlagParser) -> None:
 
 def _resume(p: FlagParser, default: str | None) -> None:
     """``resume_model``: train.py's optional checkpoint to continue; the model eval/export/tune load."""
-    _add(p, "resume_model", none_or_str, default, "模型文件夹 (train.py: 恢复训练，当为None则不使用).")
+    help_ = "恢复训练的模型文件夹，当为None则不使用." if default is None else "模型的路径 (checkpoint folder)."
+    _add(p, "resume_model", none_or_str, default, help_)
     if default is not None:
         p.checks.append(_required("resume_model", f"a model folder (e.g. {default})"))
 
