@@ -1,14 +1,15 @@
 """Transcribe one audio file with an exported model (PPASR infer_path.py)."""
-import os
+from ppasr.cli import infer_parser
+from ppasr.errors import run_main
+from ppasr.utils import print_arguments
 
-os.environ.setdefault("GLOG_minloglevel", "2")  # no paddle executor chatter (PPASR: disable_glog_info)
 
-from ppasr.cli import infer_parser  # noqa: E402
-from ppasr.errors import run_main  # noqa: E402
-from ppasr.infer import infer_path  # noqa: E402
-from ppasr.utils import print_arguments  # noqa: E402
+def main() -> None:
+    args = infer_parser().parse_args()
+    from ppasr.infer import infer_path  # after the flags are valid: --help and flag errors need no paddle
+    print_arguments(args)
+    infer_path(args)
+
 
 if __name__ == "__main__":
-    args = infer_parser().parse_args()
-    print_arguments(args)
-    run_main(lambda: infer_path(args))
+    run_main(main)

@@ -28,7 +28,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import warnings
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Callable
@@ -36,6 +35,8 @@ from typing import Any, Callable
 import numpy as np
 
 from ppasr.audio import AudioError, read_audio, resample
+from ppasr.errors import UserError
+from ppasr.logger import logger
 from ppasr.manifest import read_manifest
 
 __all__ = [
@@ -169,7 +170,7 @@ class NoisePerturb:
         try:
             clip = self._clip(path, sample_rate)
         except AudioError as e:
-            warnings.warn(f"noise clip {path} skipped from now on: {e}", RuntimeWarning)
+            logger.warning(f"noise clip {path} skipped from now on: {e}")
             self.noise_paths.remove(path)
             return samples, sample_rate
         n = samples.size
@@ -491,14 +492,13 @@ class AugmentationPipeline:
         try:
             augmentor = cls(**_check_params(params, cls.PARAMS))
         except FileNotFoundError as e:
-            warnings.warn(f"{where}: noise manifest not found ({e.filename}); "
-                          "noise augmentation is skipped", RuntimeWarning, stacklevel=3)
+            logger.warning(f"{where}: noise manifest not found ({e.filename}); noise augmentation is skipped")
             return
         except ValueError as e:
             raise ValueError(f"{where}: {e}") from e
         if isinstance(augmentor, NoisePerturb) and not augmentor.noise_paths:
-            warnings.warn(f"{where}: noise manifest {augmentor.manifest_path} is empty; "
-                          "noise augmentation is skipped", RuntimeWarning, stacklevel=3)
+            logger.warning(f"{where}: noise manifest {augmentor.manifest_path} is empty; "
+                           "noise augmentation is skipped")
             return
         target.append((float(prob), augmentor))
 
@@ -543,10 +543,18 @@ class AugmentationPipeline:
 
 def build_augmentation_pipeline(config_path: str | os.PathLike | None,
                                 seed: int = 0) -> AugmentationPipeline:
-    """Build a pipeline from a JSON config file; ``None`` or ``'None'`` disables it."""
+    """Build a pipeline from a JSON config file; ``None`` or ``'None'`` disables it.
+
+    A missing, unreadable or invalid file is a ``UserError`` naming the file and the problem.
+    """
     if config_path is None or str(config_path).strip() in ("", "None"):
         return AugmentationPipeline(None, seed)
     path = Path(config_path)
+    fix = "fix it (PPASR's format: conf/augmentation.json) or pass --augment_conf_path=None"
     if not path.is_file():
-        raise FileNotFoundError(f"augmentation config file not found: {path}")
-    return AugmentationPipeline(path, seed)
+        raise UserError(f"augmentation config file {path} not found; {fix}")
+    try:
+        return AugmentationPipeline(path, seed)
+    except (ValueError, OSError) as e:  # UnicodeDecodeError is a ValueError
+        message = str(e) if str(path) in str(e) else f"augmentation config file {path}: {e}"
+        raise UserError(f"{message}; {fix}") from None

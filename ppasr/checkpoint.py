@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import re
 import shutil
 import time
 
 import paddle
+
+from ppasr.errors import UserError
 
 STATE_FILE = "state.json"
 MODEL_FILE = "model.pdparams"
@@ -68,8 +71,14 @@ def read_state(path: str) -> dict:
     """The checkpoint's state.json; a PPASR-made folder without one gets its epoch from the name."""
     state_path = os.path.join(path, STATE_FILE)
     if os.path.exists(state_path):
-        with open(state_path, "r", encoding="utf-8") as f:
-            return json.load(f)
+        try:
+            with open(state_path, "r", encoding="utf-8") as f:
+                state = json.load(f)
+        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise UserError(f"{state_path} is damaged ({e}); pick another checkpoint folder") from None
+        if not isinstance(state, dict):
+            raise UserError(f"{state_path} is not a JSON object; pick another checkpoint folder")
+        return state
     match = _CHECKPOINT_NAME.match(os.path.basename(os.path.normpath(path)))
     return {"epoch": int(match.group(1)) if match else 0, "batch_in_epoch": 0, "step": 0}
 
@@ -77,40 +86,61 @@ def read_state(path: str) -> dict:
 def check_model_dir(path: str) -> None:
     """Fail fast when ``path`` holds no model weights."""
     if not os.path.isdir(path) or not os.path.exists(os.path.join(path, MODEL_FILE)):
-        raise SystemExit(f"error: no model found at {path} (expected {MODEL_FILE}); train one with "
-                         f"`python3 train.py` or pass the right folder")
+        raise UserError(f"no model found at {path} (expected {os.path.join(path, MODEL_FILE)}); train one "
+                        f"with `python3 train.py` or pass the right folder")
 
 
 def check_compatible(state: dict, vocab_hash: str, feature_config_json: str, path: str) -> None:
     """Refuse to continue from a checkpoint made with another vocabulary or feature config."""
     if state.get("vocab_hash") and state["vocab_hash"] != vocab_hash:
-        raise SystemExit(f"error: {path} was trained with a different vocabulary (hash {state['vocab_hash']}, "
-                         f"now {vocab_hash}); use the vocabulary.txt it was trained with")
+        raise UserError(f"{path} was trained with a different vocabulary (hash {state['vocab_hash']}, "
+                        f"now {vocab_hash}); use the vocabulary.txt it was trained with")
     if state.get("feature_config") and state["feature_config"] != feature_config_json:
-        raise SystemExit(f"error: {path} was trained with features {state['feature_config']}, but "
-                         f"mean_std.npz now records {feature_config_json}")
+        raise UserError(f"{path} was trained with features {state['feature_config']}, but "
+                        f"mean_std.npz now records {feature_config_json}")
+
+
+def _read_state_dict(file: str) -> dict:
+    """``paddle.load`` of a checkpoint file; a truncated or foreign file is a ``UserError`` naming it."""
+    try:
+        data = paddle.load(file)
+    except (ValueError, EOFError, OSError, pickle.UnpicklingError) as e:
+        raise UserError(f"cannot read {file}: truncated or not written by paddle.save ({e}); pick another "
+                        f"checkpoint folder or train again with `python3 train.py`") from None
+    if not isinstance(data, dict):
+        raise UserError(f"{file} holds a {type(data).__name__}, not a state dict; pick another checkpoint folder")
+    return data
 
 
 def load_weights(path: str, model: paddle.nn.Layer) -> None:
     """Load all weights strictly (shapes must match)."""
     check_model_dir(path)
-    weights = paddle.load(os.path.join(path, MODEL_FILE))
+    weights = _read_state_dict(os.path.join(path, MODEL_FILE))
     own = model.state_dict()
     missing = [k for k in own if k not in weights]
     wrong = [f"{k}: {list(weights[k].shape)} vs {list(v.shape)}" for k, v in own.items()
              if k in weights and list(weights[k].shape) != list(v.shape)]
     if missing or wrong:
-        raise SystemExit(f"error: {path} does not fit this model (vocabulary size or model flags differ): "
-                         + "; ".join(wrong[:3] + [f"missing {k}" for k in missing[:3]]))
+        raise UserError(f"{path} does not fit this model (vocabulary size or model flags differ): "
+                        + "; ".join(wrong[:3] + [f"missing {k}" for k in missing[:3]]))
     model.set_state_dict(weights)
 
 
 def load_pretrained(path: str, model: paddle.nn.Layer) -> list[str]:
     """Load the tensors whose names and shapes match; return the names that were skipped."""
     check_model_dir(path)
-    weights = paddle.load(os.path.join(path, MODEL_FILE))
+    weights = _read_state_dict(os.path.join(path, MODEL_FILE))
     own = model.state_dict()
     usable = {k: v for k, v in weights.items() if k in own and list(v.shape) == list(own[k].shape)}
     skipped = sorted(set(own) - set(usable)) + sorted(k for k in weights if k not in own)
     model.set_state_dict(usable)
     return skipped
+
+
+def load_optimizer(path: str, optimizer: paddle.optimizer.Optimizer) -> None:
+    """Restore the optimiser of a checkpoint that training resumes from."""
+    file = os.path.join(path, OPTIMIZER_FILE)
+    if not os.path.isfile(file):
+        raise UserError(f"{path} has no {OPTIMIZER_FILE}, so training cannot resume from it; to start a new run "
+                        f"from its weights pass --pretrained_model={path} instead of --resume_model")
+    optimizer.set_state_dict(_read_state_dict(file))

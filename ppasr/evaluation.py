@@ -15,7 +15,9 @@ from tqdm import tqdm
 from ppasr.checkpoint import check_compatible, check_model_dir, load_weights, read_state
 from ppasr.dataset import ManifestDataset, SortaGradBatchSampler, collate, is_placeholder
 from ppasr.decoder import BeamSearchDecoder, greedy_decode, greedy_score, load_language_model
+from ppasr.errors import UserError
 from ppasr.features import FeatureNormalizer
+from ppasr.logger import logger
 from ppasr.model import DeepSpeech2Model
 from ppasr.metrics import char_errors
 from ppasr.utils import (loader_workers, read_vocabulary, require_file, select_device, set_paddle_threads,
@@ -116,9 +118,9 @@ def build_decoder(args, vocabulary: list[str], num_processes: int | None = None)
         return TextDecoder(vocabulary)
     lm_path = args.lang_model_path
     if lm_path and not os.path.exists(lm_path):
-        print(f"warning: language model {lm_path} not found: decoding with beam search WITHOUT a language "
-              f"model. Build one with `python3 tools/build_lm.py --manifest dataset/manifest.train "
-              f"--output {lm_path}`, or pass --lang_model_path=None to silence this.", flush=True)
+        logger.warning(f"warning: language model {lm_path} not found: decoding with beam search WITHOUT a "
+                       f"language model. Build one with `python3 tools/build_lm.py --manifest dataset/manifest.train "
+                       f"--output {lm_path}`, or pass --lang_model_path=None to silence this.")
         lm_path = None
     try:
         beam = BeamSearchDecoder(vocabulary, alpha=args.alpha, beta=args.beta, beam_size=args.beam_size,
@@ -126,7 +128,7 @@ def build_decoder(args, vocabulary: list[str], num_processes: int | None = None)
                                  lang_model_path=lm_path,
                                  num_processes=num_processes if num_processes is not None else args.num_proc_bsearch)
     except ValueError as e:
-        raise SystemExit(f"error: {e}") from None
+        raise UserError(str(e)) from None
     return TextDecoder(vocabulary, beam)
 
 
@@ -144,7 +146,7 @@ def load_for_eval(args):
                      normalizer.feature_config.to_json(), args.resume_model)
     dataset = ManifestDataset(args.test_manifest, vocabulary, normalizer, None, train=False)
     if len(dataset) == 0:
-        raise SystemExit(f"error: {args.test_manifest} has no utterances to evaluate")
+        raise UserError(f"{args.test_manifest} has no utterances to evaluate; rerun `python3 create_data.py`")
     sampler = SortaGradBatchSampler(dataset, args.batch_size, shuffle=False, even_shards=False)
     loader = paddle.io.DataLoader(dataset, batch_sampler=sampler, collate_fn=collate,
                                   num_workers=loader_workers(args.num_workers, 1),
@@ -187,7 +189,7 @@ def run_tune(args) -> tuple[float, float, float]:
     try:
         load_language_model(args.lang_model_path)
     except (FileNotFoundError, ValueError) as e:
-        raise SystemExit(f"error: {e}") from None
+        raise UserError(str(e)) from None
     probs_list, lengths_list, references = [], [], []
     with paddle.no_grad():
         for i, (features, feature_lens, _, _, indices) in enumerate(loader):

@@ -33,7 +33,7 @@ class Predictor:
             raise UserError(f"no exported model in {model_dir}; create it with `python3 export_model.py`")
         with open(os.path.join(model_dir, CONFIG_FILE), "r", encoding="utf-8") as f:
             self.config = json.load(f)
-        self.vocabulary = read_vocabulary(os.path.join(model_dir, VOCAB_FILE))
+        self.vocabulary = read_vocabulary(os.path.join(model_dir, VOCAB_FILE), "python3 export_model.py")
         if len(self.vocabulary) != self.config["vocab_size"]:
             raise UserError(f"{model_dir}/{VOCAB_FILE} has {len(self.vocabulary)} tokens but the model "
                             f"outputs {self.config['vocab_size']}; export the model again")

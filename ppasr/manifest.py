@@ -4,24 +4,43 @@ from __future__ import annotations
 import json
 import os
 
+from ppasr.errors import UserError
+
 
 def read_manifest(path: str) -> list[dict]:
-    """Read a JSON-lines manifest, failing fast with the line at fault or the command that makes it."""
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"manifest {path} not found: run `python3 create_data.py` first")
+    """Read a JSON-lines manifest; a missing file or a malformed line is a ``UserError`` naming it."""
+    if not os.path.isfile(path):
+        raise UserError(f"manifest {path} not found; create it with `python3 create_data.py`")
+    remake = "fix the line or rerun `python3 create_data.py` to write the manifest again"
     items = []
-    with open(path, "r", encoding="utf-8") as f:
-        for number, line in enumerate(f, start=1):
-            if not line.strip():
+    with open(path, "rb") as f:
+        for number, raw in enumerate(f, start=1):
+            if not raw.strip():
                 continue
             try:
-                item = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise ValueError(f"{path}:{number}: not a JSON manifest line ({e.msg})") from e
-            if not isinstance(item, dict) or not isinstance(item.get("audio_filepath"), str):
-                raise ValueError(f"{path}:{number}: manifest line has no \"audio_filepath\"")
+                item = json.loads(raw.decode("utf-8"))
+            except (UnicodeDecodeError, json.JSONDecodeError) as e:
+                raise UserError(f"{path}:{number}: not a JSON manifest line ({e}); {remake}") from None
+            problem = _manifest_item_problem(item)
+            if problem:
+                raise UserError(f"{path}:{number}: {problem}; {remake}")
             items.append(item)
     return items
+
+
+def _manifest_item_problem(item) -> str | None:
+    """Why ``item`` is not ``{"audio_filepath": str, "duration": number >= 0, "text": str}``, or None."""
+    if not isinstance(item, dict):
+        return f"expected a JSON object, got {type(item).__name__}"
+    missing = [key for key in ("audio_filepath", "duration", "text") if key not in item]
+    if missing:
+        return f"missing key(s) {', '.join(missing)}"
+    if not isinstance(item["audio_filepath"], str) or not isinstance(item["text"], str):
+        return "audio_filepath and text must be strings"
+    duration = item["duration"]
+    if isinstance(duration, bool) or not isinstance(duration, (int, float)) or not 0 <= duration < float("inf"):
+        return f"duration must be a number of seconds, got {duration!r}"
+    return None
 
 
 def is_manifest(path: str) -> bool:

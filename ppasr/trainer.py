@@ -12,10 +12,11 @@ import paddle
 import paddle.distributed as dist
 
 from ppasr.augment import build_augmentation_pipeline
-from ppasr.checkpoint import (check_compatible, checkpoint_name, load_pretrained, load_weights, read_state,
-                              save_checkpoint, OPTIMIZER_FILE)
+from ppasr.checkpoint import (check_compatible, checkpoint_name, load_optimizer, load_pretrained, load_weights,
+                              read_state, save_checkpoint)
 from ppasr.dataset import ManifestDataset, SortaGradBatchSampler, collate, is_placeholder
 from ppasr.decoder import greedy_decode
+from ppasr.errors import UserError
 from ppasr.evaluation import EvalResult, ctc_loss_per_utterance, evaluate
 from ppasr.features import FeatureNormalizer
 from ppasr.model import DeepSpeech2Model
@@ -83,7 +84,7 @@ def train(args) -> None:
     for reason, count in train_set.dropped.items():
         print(f"train set: dropped {count} utterances: {reason}")
     if len(train_set) == 0:
-        raise SystemExit(f"error: no usable training utterances in {args.train_manifest}")
+        raise UserError(f"no usable training utterances in {args.train_manifest} (reasons above)")
     sampler = SortaGradBatchSampler(train_set, args.batch_size, shuffle=True, seed=args.seed,
                                     num_replicas=world_size, rank=rank)
     test_sampler = SortaGradBatchSampler(test_set, args.batch_size, shuffle=False, num_replicas=world_size,
@@ -112,7 +113,7 @@ def train(args) -> None:
         resumed = read_state(args.resume_model)
         check_compatible(resumed, vocab_hash, feature_config.to_json(), args.resume_model)
         load_weights(args.resume_model, model)
-        optimizer.set_state_dict(paddle.load(os.path.join(args.resume_model, OPTIMIZER_FILE)))
+        load_optimizer(args.resume_model, optimizer)
         state.update({k: resumed[k] for k in ("epoch", "batch_in_epoch", "step", "run_log_dir") if k in resumed})
         print(f"[{now()}] resumed from {args.resume_model}: epoch {state['epoch']}, "
               f"batch {state['batch_in_epoch']}, step {state['step']}, learning rate {scheduler.get_lr():.8f}")
@@ -168,8 +169,8 @@ def train(args) -> None:
                           f"{'loss is NaN/inf' if loaded else 'no utterance could be loaded'} "
                           f"(skipped {skipped_steps} so far)")
                     if bad_steps >= args.max_bad_steps:
-                        raise SystemExit(f"error: {bad_steps} bad batches in a row (NaN/inf loss); lower "
-                                         f"--learning_rate or check the data")
+                        raise UserError(f"{bad_steps} bad batches in a row (NaN/inf loss); lower "
+                                        f"--learning_rate or check the data")
                 step_times.append(time.time() - tic)
                 tic = time.time()
                 if rank == 0 and ok and (batch_id % args.log_interval == 0 or batch_id == batches_in_epoch - 1):

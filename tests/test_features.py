@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 from ppasr.audio import read_audio
+from ppasr.errors import UserError
 from ppasr.features import AudioFeaturizer, FeatureConfig, FeatureNormalizer, save_mean_std
 
 from conftest import REFERENCE, TEST_WAV
@@ -53,7 +54,7 @@ def test_normalizer_records_feature_config_and_rejects_mismatch(tmp_path):
     out = normalizer.apply(np.full((40, 3), 5.0, dtype=np.float32))
     assert np.allclose(out, 2.0)
     normalizer.check_method("fbank", path)
-    with pytest.raises(SystemExit, match="fbank"):
+    with pytest.raises(UserError, match="fbank"):
         normalizer.check_method("linear", path)
 
 
