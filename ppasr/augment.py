@@ -136,8 +136,10 @@ class NoisePerturb:
         Relative paths are taken from the working directory (as PPASR does),
         falling back to the manifest's own directory.
         """
+        if not path.is_file():  # not an error: noise augmentation is skipped with a warning
+            raise FileNotFoundError(2, "noise manifest not found", str(path))
         paths = []
-        for item in read_manifest(str(path)):
+        for item in read_manifest(str(path), required=("audio_filepath",)):
             audio = Path(item["audio_filepath"])
             if not audio.is_absolute() and not audio.exists():
                 audio = path.parent / audio
