@@ -147,3 +147,20 @@ def infer_parser() -> argparse.ArgumentParser:
     _add(p, "use_model", str, "deepspeech2", "所使用的模型.", choices=["deepspeech2"])
     _add(p, "model_dir", str, "models/{}/infer/", "导出的预测模型文件夹路径.")
     return p
+
+
+def server_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description="Speech recognition server: page, HTTP and WebSocket streaming "
+                                            "(PPASR infer_server.py).")
+    _add(p, "host", str, "0.0.0.0", "监听主机的IP地址.")
+    _add(p, "port", int, 5000, "服务所使用的端口号.")
+    _add(p, "use_gpu", bool, True, "是否使用GPU预测 (falls back to CPU when paddle has no CUDA).")
+    _add(p, "to_an", bool, True, "是否转为阿拉伯数字 (Chinese numerals → Arabic digits).")
+    _decoding(p, parallel=False)
+    _add(p, "vocab_path", none_or_str, "dataset/vocabulary.txt",
+         "数据集的词汇表文件路径 (checked against the vocabulary exported with the model).")
+    _add(p, "model_dir", str, "models/deepspeech2/infer/", "导出的预测模型文件夹路径.")
+    _add(p, "max_upload_mb", float, 32, "上传音频的最大大小 (MB); larger uploads get HTTP 413.")
+    _add(p, "max_audio_seconds", float, 600, "一条音频的最大时长 (s): per upload and per streamed utterance.")
+    _add(p, "max_streams", int, 32, "同时打开的WebSocket流的最大数量; more are refused with code 5.")
+    return p

@@ -1,4 +1,4 @@
-"""Shared test fixtures: the reference clip, a repo-root path and a CLI runner."""
+"""Shared test fixtures: the reference clip, a repo-root path, a CLI runner and trained/exported models."""
 from __future__ import annotations
 
 import os
@@ -73,3 +73,15 @@ def trained_corpus(prepared_corpus, tmp_path_factory) -> Path:
     run_cli("train.py", *TINY_MODEL, "--batch_size=8", "--num_workers=0", "--num_epoch=2",
             "--augment_conf_path=None", "--learning_rate=5e-3", cwd=root)
     return root
+
+
+@pytest.fixture(scope="session")
+def exported_corpus(trained_corpus, tmp_path_factory) -> Path:
+    """A copy of the trained corpus whose model export_model.py exported to models/deepspeech2/infer/."""
+    import shutil
+
+    root = tmp_path_factory.mktemp("exported") / "work"
+    shutil.copytree(trained_corpus, root, symlinks=True)
+    run_cli("export_model.py", *TINY_MODEL, "--resume_model=models/deepspeech2/epoch_2", cwd=root)
+    return root
+
