@@ -110,32 +110,36 @@ class Recognizer:
 
 
 class Utterance:
-    """One streamed utterance: the model stream (GRU state), its frames so far and the partial text."""
+    """One streamed utterance: the model stream (GRU state carried chunk to chunk) for partial
+    results, and the samples for the final result.
+
+    The final result is ``/recognition``'s computation over the whole utterance: a stream must fix
+    its loudness gain from its first second, while a whole clip is normalised by its own level (as
+    PPASR trained), so frames streamed with the early gain can differ from the clip's. One pass
+    at the end makes the final text equal to what ``/recognition`` returns for the same audio.
+    """
 
     def __init__(self, recognizer: Recognizer):
         self._recognizer = recognizer
         self._stream = recognizer.predictor.new_stream()
-        self._frames: list[np.ndarray] = []
+        self._samples: list[np.ndarray] = []
         self._partial = IncrementalGreedyDecoder(recognizer.predictor.vocabulary)
         self.samples = 0
 
     def accept(self, pcm: bytes) -> str:
-        """Add 16-bit PCM; return the text so far (greedy over the frames computed so far)."""
+        """Add 16-bit PCM; return the text so far (greedy over the frames the stream has computed)."""
         samples = np.frombuffer(pcm, dtype="<i2").astype(np.float32) / 32768.0
         self.samples += samples.shape[0]
-        probs = self._stream.accept(samples)
-        self._frames.append(probs)
-        return self._recognizer.text(self._partial.extend(probs))
+        self._samples.append(samples)
+        return self._recognizer.text(self._partial.extend(self._stream.accept(samples)))
 
     def finish(self) -> tuple[str, float]:
-        """Final text and score: the configured decoder over all frames, as ``/recognition`` decodes."""
-        self._frames.append(self._stream.finish())
-        probs = np.concatenate(self._frames)
-        self._frames = []
-        if probs.shape[0] == 0:
-            return "", 0.0
-        text, score = self._recognizer.decode(probs)
-        return self._recognizer.text(text), score
+        """Final text and score of the whole utterance."""
+        samples = np.concatenate(self._samples) if self._samples else np.zeros(0, dtype=np.float32)
+        self._samples = []
+        results = transcribe_segments(self._recognizer.predictor, samples, self._recognizer.decode,
+                                      self._recognizer.to_an, long_audio=False)
+        return results[0] if results else ("", 0.0)
 
 
 def error_body(code: int, msg: str) -> dict:

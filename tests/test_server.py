@@ -2,6 +2,7 @@
 endpoints, the WebSocket streaming protocol, and every kind of bad client input."""
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import socket
@@ -151,6 +152,21 @@ def test_streaming_partials_arrive_before_the_end_and_final_equals_recognition(s
     assert "流式识别" in log.read_text(encoding="utf-8")
 
 
+def test_incremental_greedy_equals_greedy_over_all_frames():
+    from ppasr.decoder import IncrementalGreedyDecoder, greedy_decode
+
+    rng = np.random.default_rng(0)
+    vocabulary = ["<blank>"] + list("abcde")
+    probs = rng.dirichlet(np.full(6, 0.3), size=200).astype(np.float32)
+    probs[50:53] = probs[49]  # repeats across a chunk boundary must collapse
+    expected = greedy_decode(probs[None], np.array([200]), vocabulary)[0]
+    for cuts in ([], [50], [1, 2, 3, 51, 52, 120], list(range(1, 200))):
+        decoder = IncrementalGreedyDecoder(vocabulary)
+        for start, end in zip([0] + cuts, cuts + [200]):
+            text = decoder.extend(probs[start:end])
+        assert text == expected
+
+
 def test_frames_of_any_size_give_the_same_text(server):
     """Odd-sized frames split 16-bit samples; the server joins them back."""
     url, _, root = server
@@ -234,9 +250,9 @@ def test_client_leaving_mid_stream_does_not_disturb_others(server):
     url, log, root = server
     pcm = pcm16(clips(root, 1)[0])
     for _ in range(3):
-        ws = connect(ws_url(url))
-        ws.send(pcm[:len(pcm) // 2])
-        ws.socket.close()  # vanish without a closing handshake
+        with connect(ws_url(url)) as ws:
+            ws.send(pcm[:len(pcm) // 2])
+            ws.socket.close()  # vanish without a closing handshake
     _, final = stream(url, pcm)
     assert final["code"] == 0 and final["result"]
     deadline = time.monotonic() + 10
@@ -247,14 +263,12 @@ def test_client_leaving_mid_stream_does_not_disturb_others(server):
 
 def test_streams_above_the_limit_are_refused_and_slots_come_back(server):
     url, _, root = server
-    sockets = [connect(ws_url(url)) for _ in range(3)]
-    try:
+    with contextlib.ExitStack() as open_sockets:
+        for _ in range(3):
+            open_sockets.enter_context(connect(ws_url(url)))
         with connect(ws_url(url)) as extra:
             answer = json.loads(extra.recv(timeout=10))
             assert answer["code"] == 5 and "max_streams" in answer["msg"]
-    finally:
-        for ws in sockets:
-            ws.close()
     time.sleep(0.5)
     _, final = stream(url, pcm16(clips(root, 1)[0]))
     assert final["code"] == 0

@@ -42,8 +42,8 @@ LEAD_SILENCE_S = 1.0  # the page opens the socket and the audio graph after the 
 class DevTools:
     """A minimal DevTools protocol client for one page target."""
 
-    def __init__(self, ws_url: str):
-        self._ws = connect(ws_url, max_size=None, open_timeout=30)
+    def __init__(self, websocket):
+        self._ws = websocket
         self._next_id = 0
 
     def call(self, method: str, timeout: float = 60.0, **params) -> dict:
@@ -82,9 +82,6 @@ class DevTools:
         output.parent.mkdir(parents=True, exist_ok=True)
         output.write_bytes(base64.b64decode(self.call("Page.captureScreenshot", format="png")["data"]))
         return output
-
-    def close(self) -> None:
-        self._ws.close()
 
 
 @contextlib.contextmanager
@@ -147,7 +144,6 @@ def chromium_page(url: str, microphone: Path, width: int = 1000, height: int = 1
                                  f"--use-file-for-fake-audio-capture={microphone}%noloop",
                                  "--autoplay-policy=no-user-gesture-required", "about:blank"],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-        page = None
         try:
             port_file = Path(profile) / "DevToolsActivePort"
             deadline = time.monotonic() + timeout
@@ -158,14 +154,13 @@ def chromium_page(url: str, microphone: Path, width: int = 1000, height: int = 1
             port = int(port_file.read_text().split()[0])
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=10) as reply:
                 target = next(t for t in json.loads(reply.read()) if t["type"] == "page")
-            page = DevTools(target["webSocketDebuggerUrl"])
-            page.call("Page.enable")
-            page.call("Page.navigate", url=url)
-            page.wait_for("document.readyState === 'complete' && document.body.dataset.state === 'idle'", timeout)
-            yield page
+            with connect(target["webSocketDebuggerUrl"], max_size=None, open_timeout=30) as websocket:
+                page = DevTools(websocket)
+                page.call("Page.enable")
+                page.call("Page.navigate", url=url)
+                page.wait_for("document.readyState === 'complete' && document.body.dataset.state === 'idle'", timeout)
+                yield page
         finally:
-            if page is not None:
-                page.close()
             os.killpg(proc.pid, signal.SIGKILL)  # the browser and the helpers it started, nothing else
             proc.wait()
 
