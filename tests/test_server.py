@@ -3,6 +3,7 @@ endpoints, the WebSocket streaming protocol, and every kind of bad client input.
 from __future__ import annotations
 
 import contextlib
+import http.client
 import io
 import json
 import socket
@@ -218,6 +219,29 @@ def test_oversized_upload_and_overlong_audio_are_refused(server, tmp_path):
     soundfile.write(path, np.zeros(30 * 16000, dtype=np.float32), 16000)
     status, answer = post_audio(url + "/recognition_long_audio", path.read_bytes())
     assert status == 413 and answer["code"] == 2 and "max_audio_seconds" in answer["msg"]
+
+
+def test_oversized_bodies_are_refused_before_they_are_read(server):
+    """A declared 50 MB body is refused at once; a chunked body without a length is cut at the limit."""
+    url, _, _ = server
+    port = int(url.rsplit(":", 1)[1])
+    head = (b"POST /recognition HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=b\r\n"
+            b"Content-Length: 50000000\r\n\r\n")
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as client:
+        client.sendall(head + b"x" * 1000)
+        assert b" 413 " in client.recv(4096).split(b"\r\n")[0]
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    chunks = (b"--b\r\n" if i == 0 else b"y" * 65536 for i in range(64))  # 4 MB, never finished
+    try:
+        connection.request("POST", "/recognition", body=chunks, encode_chunked=True,
+                           headers={"Content-Type": "multipart/form-data; boundary=b"})
+        reply = connection.getresponse()
+        assert reply.status == 413 and json.loads(reply.read())["code"] == 2
+    except (BrokenPipeError, ConnectionResetError):
+        pass  # the server answered 413 and closed while we were still sending
+    finally:
+        connection.close()
+    assert page_is_up(url)
 
 
 def test_text_instead_of_audio_is_a_clear_error(server):
