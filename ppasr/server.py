@@ -16,6 +16,7 @@ Errors are ``{"code": <non-zero>, "msg": <reason>}`` followed by a close.
 from __future__ import annotations
 
 import asyncio
+import collections
 import io
 import json
 import time
@@ -245,20 +246,84 @@ async def close_with_error(websocket: WebSocket, code: int, msg: str, close_code
     await websocket.close(close_code)
 
 
+class Inbox:
+    """One client's WebSocket messages, read as they arrive.
+
+    Reading never waits for the model: uvicorn stops reading a socket once 32 messages wait, and a
+    client's keepalive pong queued behind unread audio then goes unseen, so the server drops the
+    stream with "keepalive ping timeout" exactly when it is loaded (measured: 16 PPASR-size streams).
+    Audio that piles up while the model is behind is taken in one model call. At most ``limit``
+    bytes of audio wait; beyond that reading pauses.
+    """
+
+    def __init__(self, websocket: WebSocket, limit: int):
+        self._websocket = websocket
+        self._limit = limit
+        self._messages: collections.deque[dict] = collections.deque()
+        self._waiting_bytes = 0
+        self._arrived = asyncio.Event()
+        self._drained = asyncio.Event()
+
+    async def read(self) -> None:
+        """Move messages from the socket into the inbox until the client leaves."""
+        while True:
+            try:
+                message = await self._websocket.receive()
+            except Exception:  # the connection broke under the read: the same as leaving
+                message = {"type": "websocket.disconnect"}
+            while self._waiting_bytes > self._limit:
+                self._drained.clear()
+                await self._drained.wait()
+            self._waiting_bytes += len(message.get("bytes") or b"")
+            self._messages.append(message)
+            self._arrived.set()
+            if message["type"] == "websocket.disconnect":
+                return
+
+    async def next(self) -> dict:
+        while not self._messages:
+            self._arrived.clear()
+            await self._arrived.wait()
+        return self._take()
+
+    def waiting_audio(self) -> list[bytes]:
+        """The binary messages at the head of the inbox (audio that arrived while the model was busy)."""
+        frames = []
+        while self._messages and self._messages[0].get("bytes") is not None:
+            frames.append(self._take()["bytes"])
+        return frames
+
+    def _take(self) -> dict:
+        message = self._messages.popleft()
+        self._waiting_bytes -= len(message.get("bytes") or b"")
+        self._drained.set()
+        return message
+
+
 async def serve_stream(websocket: WebSocket, recognizer: Recognizer) -> None:
     """Run the WebSocket protocol for one client until it closes or breaks it."""
     max_samples = int(recognizer.limits.max_audio_seconds * PCM_SAMPLE_RATE)
+    inbox = Inbox(websocket, 2 * max_samples)
+    reader = asyncio.create_task(inbox.read())
+    try:
+        await answer_messages(websocket, recognizer, inbox, max_samples)
+    finally:
+        reader.cancel()
+
+
+async def answer_messages(websocket: WebSocket, recognizer: Recognizer, inbox: Inbox, max_samples: int) -> None:
     utterance: Utterance | None = None
     odd_byte = b""  # a frame may split a 16-bit sample
     while True:
-        message = await websocket.receive()
+        message = await inbox.next()
         if message["type"] == "websocket.disconnect":
             if utterance is not None and utterance.samples:
                 logger.info(f"WebSocket client left mid-utterance ({utterance.samples / PCM_SAMPLE_RATE:.1f} s "
                             f"of audio dropped)")
             return
         if message.get("bytes") is not None:
-            data = odd_byte + message["bytes"]
+            frames = [message["bytes"]] + inbox.waiting_audio()
+            data = odd_byte + b"".join(frames)
             odd_byte = data[len(data) - len(data) % 2:]
             utterance = utterance or await recognizer.run(recognizer.open_utterance)
             if utterance.samples + len(data) // 2 > max_samples:
@@ -267,7 +332,8 @@ async def serve_stream(websocket: WebSocket, recognizer: Recognizer) -> None:
                                        f'{{"end": true}} between utterances', 1009)
                 return
             partial = await recognizer.run(utterance.accept, data[:len(data) - len(odd_byte)])
-            await websocket.send_json({"code": 0, "is_end": False, "result": partial})
+            for _ in frames:  # every binary frame gets its answer, also when several were taken at once
+                await websocket.send_json({"code": 0, "is_end": False, "result": partial})
             continue
         if not is_end_message(message.get("text")):
             await close_with_error(websocket, BAD_MESSAGE, 'expected binary frames of 16 kHz mono 16-bit PCM or '
