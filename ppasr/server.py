@@ -40,6 +40,7 @@ from ppasr.evaluation import build_decoder
 from ppasr.infer import Predictor, check_vocabulary, transcribe_segments
 from ppasr.logger import logger, setup_logging
 from ppasr.text import to_arabic_numerals
+from ppasr.utils import set_paddle_threads
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 PCM_SAMPLE_RATE = 16000
@@ -60,9 +61,9 @@ T = TypeVar("T")
 class Limits:
     """What one client may ask of the server."""
 
-    max_upload_bytes: int = 32 * 1024 * 1024
-    max_audio_seconds: float = 600.0  # per upload and per streamed utterance
-    max_streams: int = 32  # WebSocket streams open at once
+    max_upload_bytes: int
+    max_audio_seconds: float  # per upload and per streamed utterance
+    max_streams: int  # WebSocket streams open at once
 
 
 class ClientError(Exception):
@@ -208,7 +209,7 @@ def create_app(recognizer: Recognizer) -> FastAPI:
         except Exception:
             logger.exception("recognition failed")
             return JSONResponse(error_body(INTERNAL_ERROR, "internal error (see the server log)"), status_code=500)
-        logger.info(f"识别时间：{round((time.time() - start) * 1000)}ms，识别结果：{text}， 得分: {score:.3f}")
+        logger.info(f"识别时间：{round((time.time() - start) * 1000)}ms，识别结果：{text}， 得分: {score:f}")
         return JSONResponse({"code": 0, "msg": "success", "result": text, "score": round(score, 3)})
 
     @app.post("/recognition")
@@ -341,7 +342,7 @@ async def answer_messages(websocket: WebSocket, recognizer: Recognizer, inbox: I
             return
         utterance = utterance or await recognizer.run(recognizer.open_utterance)
         text, score = await recognizer.run(utterance.finish)
-        logger.info(f"流式识别 ({utterance.samples / PCM_SAMPLE_RATE:.1f} s)，识别结果：{text}， 得分: {score:.3f}")
+        logger.info(f"流式识别 ({utterance.samples / PCM_SAMPLE_RATE:.1f} s)，识别结果：{text}， 得分: {score:f}")
         await websocket.send_json({"code": 0, "is_end": True, "result": text, "score": round(score, 3)})
         utterance, odd_byte = None, b""
 
@@ -357,6 +358,7 @@ def is_end_message(text: str | None) -> bool:
 def serve(args) -> None:
     """The whole infer_server.py job: load the model, then serve until interrupted."""
     setup_logging()
+    set_paddle_threads()
     predictor = Predictor(args.model_dir, args.use_gpu)
     check_vocabulary(predictor, args.vocab_path, args.model_dir)
     decoder = build_decoder(args, predictor.vocabulary, num_processes=1)
