@@ -344,7 +344,7 @@ def noise_download_parser(corpus: Corpus) -> FlagParser:
 
 
 def generate_audio_parser() -> FlagParser:
-    from ppasr.synth import BACKENDS, GRAMMARS, LANGUAGES
+    from ppasr.synth import BACKENDS, GRAMMARS, LANGUAGES, SPLITS
 
     p = FlagParser(description="Generate a synthetic speech corpus (eSpeak NG) with a PPASR annotation file.")
     _add(p, "num_samples", integer(1), 3000, "utterances to generate.")
@@ -354,6 +354,11 @@ def generate_audio_parser() -> FlagParser:
     _add(p, "grammar", str, "demo", "demo: ~130 characters, short sentences, quick to learn; full: richer.",
          choices=GRAMMARS)
     _add(p, "name", str, "demo", "corpus name (audio sub-folder and annotation file).")
+    _add(p, "split", str, "train", "train: training voices and sentences -> annotation/<name>.txt; test: the same "
+         "voices, test sentences; unseen: held-out voices, templates, rates and pitches (test and unseen go "
+         "to audio/<name>_<split>/ and annotation/test.txt, create_data.py's test set).", choices=list(SPLITS))
+    _add(p, "noise_clips", integer(0), 0, "also write this many noise clips (white, pink, brown, hum, babble) to "
+         "<output_dir>/audio/noise/ for noise augmentation.")
     _add(p, "output_dir", str, "dataset", "root of audio/ and annotation/.")
     _add(p, "num_workers", integer(1), None, "synthesis processes (None: the number of CPUs).")
     _add(p, "backend", str, "auto", "eSpeak NG from pip espeakng-loader ('library') or the espeak-ng program "

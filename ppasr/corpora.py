@@ -15,7 +15,7 @@ from typing import Callable, Iterator
 from tqdm import tqdm
 
 from ppasr.cli import download_parser, noise_download_parser
-from ppasr.data_prep import TEST_ANNOTATION, write_lines
+from ppasr.data_prep import TEST_ANNOTATION, merge_test_lines, write_lines
 from ppasr.download import Stages, download, unpack, verify_md5
 from ppasr.errors import UserError, run_main
 from ppasr.logger import logger, setup_logging
@@ -187,18 +187,9 @@ def write_annotations(corpus: Corpus, data_dir: str, annotation_dir: str, root: 
     os.makedirs(annotation_dir, exist_ok=True)
     write_lines(os.path.join(annotation_dir, f"{corpus.name}.txt"), train)
     if test:
-        _merge_test_lines(os.path.join(annotation_dir, TEST_ANNOTATION),
-                          annotation_path(data_dir, root) + "/", test)
+        merge_test_lines(os.path.join(annotation_dir, TEST_ANNOTATION),
+                         annotation_path(data_dir, root) + "/", test)
     return {"train": len(train), "test": len(test), "no transcript": missing}
-
-
-def _merge_test_lines(path: str, prefix: str, lines: list[str]) -> None:
-    """Replace the lines of test.txt whose audio path starts with ``prefix``; keep every other line."""
-    kept = []
-    if os.path.exists(path):
-        with open(path, encoding="utf-8") as f:
-            kept = [line.rstrip("\r\n") for line in f if not line.replace("\\", "/").startswith(prefix)]
-    write_lines(path, [line for line in kept if line.strip()] + lines)
 
 
 def prepare_corpus(name: str, target_dir: str, annotation_dir: str, url: str, md5: str | None,

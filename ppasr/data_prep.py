@@ -179,6 +179,18 @@ def write_lines(path: str, lines: list[str]) -> None:
     os.replace(tmp, path)
 
 
+def merge_test_lines(path: str, prefix: str, lines: list[str]) -> None:
+    """Replace the lines of test.txt whose audio path starts with ``prefix``; keep every other line.
+
+    Several corpora share test.txt (download_data/, the synthetic test splits): each owns its folder's lines.
+    """
+    kept = []
+    if os.path.exists(path):
+        with open(path, encoding="utf-8") as f:
+            kept = [line.rstrip("\r\n") for line in f if not line.replace("\\", "/").startswith(prefix)]
+    write_lines(path, [line for line in kept if line.strip()] + lines)
+
+
 def build_vocabulary(train_manifest: str, vocab_path: str, count_threshold: int) -> int:
     """Write ``<blank>\\t-1`` then ``char\\tcount`` by descending count; return the size."""
     counter: Counter[str] = Counter()

@@ -6,6 +6,13 @@ hundred distinct Hanzi, short sentences) or a richer ``full`` one. Each sentence
 eSpeak NG with a voice variant, speaking rate and pitch drawn per utterance from a seeded RNG,
 then trimmed, resampled to 16 kHz, padded with a little silence and dithered.
 
+A corpus is one of three splits (``SPLITS``). ``train`` and ``test`` share voices, rates, pitches
+and templates; ``unseen`` is spoken by voice variants, and says sentence templates, that ``train``
+never uses, at rates and pitches partly outside its ranges: it measures whether a model learned
+Mandarin or the training voices. Every sentence belongs either to training or to testing
+(``is_test_sentence``), so no test sentence can occur in any training corpus, whatever the sizes
+and seeds.
+
 Mandarin is spoken from tone-numbered pinyin with the ``cmn-latn-pinyin`` voice: the plain
 ``cmn`` voice reads many characters as pinyin letters with the tone digit said in English
 (哪儿 -> "na three ... five"), which would teach a recogniser the wrong sounds.
@@ -29,7 +36,8 @@ import shutil
 import subprocess
 import tempfile
 import wave
-from collections.abc import Iterator, Mapping, Sequence
+import zlib
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
@@ -41,13 +49,52 @@ LANGUAGES = ("zh", "en")
 GRAMMARS = ("demo", "full")
 BACKENDS = ("auto", "library", "cli")
 
-RATE_RANGE = (130, 200)  # espeak words per minute (a Mandarin syllable counts as a word)
-PITCH_RANGE = (30, 70)  # espeak base pitch, 0-99 (50 is the voice's default)
 GAIN_RANGE = (0.3, 0.9)  # peak level after normalisation
 PAD_RANGE = (0.05, 0.3)  # seconds of silence added before and after the speech
 NOISE_DB_RANGE = (-66.0, -54.0)  # dither level, dBFS (RMS)
-VARIANTS = ("m1", "m2", "m3", "m4", "m5", "m6", "m7", "m8", "f1", "f2", "f3", "f4", "f5")
 VOICES = {"zh": ("cmn-latn-pinyin",), "en": ("en-us", "en")}
+
+# eSpeak NG's voice variants (espeak-ng-data/voices/!v), both synthesisers (formant and klatt).
+# Held out for the ``unseen`` split: whole families of near-identical files (Gene*, iven*, steph*,
+# edward*) and single variants of every kind (male, female, klatt, echo, short syllables), chosen
+# before any model was evaluated on them. Unvoiced (whispering) variants are used by no split:
+# whispered Mandarin has no pitch, so it has no tones.
+HELD_OUT_VARIANTS = ("Annie", "Denis", "Gene", "Gene2", "Reed", "RicishayMax2", "david", "ed", "edward",
+                     "edward2", "grandma", "iven", "iven2", "iven3", "iven4", "klatt3", "quincy", "robert",
+                     "steph", "steph2", "steph3", "travis")
+UNVOICED_VARIANTS = ("caleb", "whisper", "whisperf")
+TRAIN_VARIANTS = ("Alex", "Alicia", "Andrea", "Andy", "AnxiousAndy", "Demonic", "Diogo", "Henrique", "Hugo",
+                  "Jacky", "Lee", "Marco", "Mario", "Michael", "Mike", "Mr serious", "Nguyen", "RicishayMax",
+                  "RicishayMax3", "Storm", "Tweaky", "UniRobot", "adam", "anika", "anikaRobot", "announcer",
+                  "antonio", "aunty", "belinda", "benjamin", "boris", "croak", "f1", "f2", "f3", "f4", "f5",
+                  "fast", "grandpa", "gustave", "ian", "john", "kaukovalta", "klatt", "klatt2", "klatt4",
+                  "klatt5", "klatt6", "linda", "m1", "m2", "m3", "m4", "m5", "m6", "m7", "m8", "marcelo",
+                  "max", "michel", "miguel", "mike2", "norbert", "pablo", "paul", "pedro", "rob", "robosoft",
+                  "robosoft2", "robosoft3", "robosoft4", "robosoft5", "robosoft6", "robosoft7", "robosoft8",
+                  "sandro", "shelby", "victor", "zac")
+
+
+@dataclass(frozen=True)
+class Split:
+    """Who speaks a split and what they say."""
+
+    variants: tuple[str, ...]
+    rates: tuple[int, int]  # espeak words per minute (a Mandarin syllable counts as a word)
+    pitches: tuple[int, int]  # espeak base pitch, 0-99 (50 is the voice's default)
+    held_out_templates: bool  # the grammar's held-out templates instead of its training ones
+
+
+SPLITS = {
+    "train": Split(TRAIN_VARIANTS, (110, 200), (20, 80), held_out_templates=False),
+    "test": Split(TRAIN_VARIANTS, (110, 200), (20, 80), held_out_templates=False),
+    "unseen": Split(HELD_OUT_VARIANTS, (140, 220), (10, 90), held_out_templates=True),
+}
+TEST_SENTENCE_SHARE = 10  # one sentence in this many is reserved for the test splits
+
+
+def is_test_sentence(sentence: str) -> bool:
+    """Whether a sentence belongs to the test splits (a fixed hash: the same on every machine)."""
+    return zlib.crc32(sentence.encode("utf-8")) % TEST_SENTENCE_SHARE == 0
 
 _SLOT = re.compile(r"\{(\w+)\}")
 _WEIGHT_CAP = 1000
@@ -105,17 +152,22 @@ def en_number(n: int) -> str:
 
 @dataclass(frozen=True)
 class GrammarSpec:
-    """Word lists (``slots``) and sentence ``templates``; ``{name}`` refers to a slot."""
+    """Word lists (``slots``) and sentence ``templates``; ``{name}`` refers to a slot.
+
+    ``held_out_templates`` are other sentence patterns over the same slots, spoken only by the
+    ``unseen`` split: they show whether a model transcribes characters or recalls training sentences.
+    """
 
     templates: tuple[str, ...]
     slots: Mapping[str, tuple[str, ...]]
+    held_out_templates: tuple[str, ...] = ()
 
     def extended(self, templates: Sequence[str], slots: Mapping[str, Sequence[str]]) -> GrammarSpec:
         """A superset grammar: extra templates, and slot lists extended (or added)."""
         merged = {name: tuple(values) for name, values in self.slots.items()}
         for name, values in slots.items():
             merged[name] = merged.get(name, ()) + tuple(v for v in values if v not in merged.get(name, ()))
-        return GrammarSpec(self.templates + tuple(templates), merged)
+        return GrammarSpec(self.templates + tuple(templates), merged, self.held_out_templates)
 
 
 def _zh_demo() -> GrammarSpec:
@@ -152,6 +204,18 @@ def _zh_demo() -> GrammarSpec:
             "{minutes}分钟后播放{music}",
             "{room}现在几度",
             "现在几点了",
+        ),
+        held_out_templates=(
+            "{day}{period}{hour}点{switch}{device}",
+            "{please}把{device}{switch}",
+            "{room}{of}{device}{switch}了吗",
+            "{please}把{adjust}调{level}一点",
+            "{minutes}分钟后把空调调到{temp}度",
+            "{period}{hour}点{minute}提醒我{task}",
+            "{day}{period}{city}{weather}",
+            "{city}{period}几度",
+            "{person}{day}{period}给我{contact}",
+            "{day}{period}在{room}{play}{music}",
         ),
         slots={
             "please": ("", "请", "帮我"),
@@ -283,6 +347,13 @@ def _en_demo() -> GrammarSpec:
             "play some {music} in the {room}",
             "what time is it",
             "what day is it {day}",
+        ),
+        held_out_templates=(
+            "{please} turn the {device} {switch} in the {room}",
+            "remind me at {hour} o'clock to {task}",
+            "{day} will it {sky} in {city}",
+            "{please} play some {music} {day}",
+            "{contact} {person} in {minutes} minutes",
         ),
         slots={
             "please": ("", "please", "can you"),
@@ -490,12 +561,13 @@ class Grammar:
         alt = bisect.bisect_right(cum, index)
         return self._expand(self._slots[name][alt], index - (cum[alt - 1] if alt else 0))
 
-    def sample(self, num: int, rng: np.random.Generator) -> list[str]:
+    def sample(self, num: int, rng: np.random.Generator,
+               accept: Callable[[str], bool] | None = None) -> list[str]:
         """``num`` sentences, distinct until the grammar is exhausted (then a new round starts).
 
         A template is picked with probability proportional to the square root of its size
         (capped at ``_WEIGHT_CAP``), so neither tiny nor huge templates dominate; the sentence
-        within a template is uniform.
+        within a template is uniform. Only sentences ``accept`` approves are kept.
         The result for ``num`` is a prefix of the result for any larger ``num``.
         """
         weights = np.sqrt(np.minimum(np.array(self.template_sizes, dtype=np.float64), _WEIGHT_CAP))
@@ -506,6 +578,8 @@ class Grammar:
         out: list[str] = []
         while len(out) < num:
             if cum[-1] <= 0:  # every template exhausted: allow repeats from here on
+                if not seen:
+                    raise ValueError("no sentence of this grammar is accepted")
                 pools = [_IndexPool(size) for size in self.template_sizes]
                 active = weights.copy()
                 cum = np.cumsum(active)
@@ -516,25 +590,33 @@ class Grammar:
             if pools[pick].exhausted:
                 active[pick] = 0.0
                 cum = np.cumsum(active)
-            if sentence not in seen:
+            if sentence not in seen and (accept is None or accept(sentence)):
                 seen.add(sentence)
                 out.append(sentence)
         return out
 
 
 @cache
-def get_grammar(language: str = "zh", grammar: str = "demo") -> Grammar:
-    """The compiled grammar for ``language`` ('zh'/'en') and flavour ('demo'/'full')."""
+def get_grammar(language: str = "zh", grammar: str = "demo", held_out: bool = False) -> Grammar:
+    """The compiled grammar for ``language`` ('zh'/'en') and flavour ('demo'/'full'); with
+    ``held_out``, the same slots in its held-out templates."""
     if (language, grammar) not in _GRAMMAR_SPECS:
         raise ValueError(f"no grammar {grammar!r} for language {language!r}; "
                          f"languages: {LANGUAGES}, grammars: {GRAMMARS}")
-    return Grammar(_GRAMMAR_SPECS[(language, grammar)]())
+    spec = _GRAMMAR_SPECS[(language, grammar)]()
+    return Grammar(GrammarSpec(spec.held_out_templates, spec.slots) if held_out else spec)
 
 
 def sample_sentences(num_samples: int, seed: int = 0, language: str = "zh",
-                     grammar: str = "demo") -> list[str]:
-    """The sentences ``generate_corpus`` speaks for this seed, in order (utterance 1 first)."""
-    return get_grammar(language, grammar).sample(num_samples, np.random.default_rng(seed))
+                     grammar: str = "demo", split: str = "train") -> list[str]:
+    """The sentences ``generate_corpus`` speaks for this seed and split, in order (utterance 1 first).
+
+    ``train`` says only training sentences, ``test`` and ``unseen`` only test sentences
+    (``is_test_sentence``).
+    """
+    wanted = split != "train"
+    return get_grammar(language, grammar, SPLITS[split].held_out_templates).sample(
+        num_samples, np.random.default_rng(seed), lambda sentence: is_test_sentence(sentence) == wanted)
 
 
 # --------------------------------------------------------------------------- pronunciation
@@ -782,18 +864,24 @@ class Utterance:
 
 
 def plan_utterances(sentences: Sequence[str], paths: Sequence[str], seed: int, language: str,
-                    variants: Sequence[str]) -> list[Utterance]:
-    """Per-utterance voice and signal parameters, each from its own ``(seed, index)`` RNG."""
+                    split: str, installed: set[str]) -> list[Utterance]:
+    """Per-utterance voice and signal parameters, each from its own ``(seed, split, index)`` RNG.
+
+    Voices are the split's variants that ``installed`` (the engine's variant names) has.
+    """
+    spec = SPLITS[split]
+    variants = [v for v in spec.variants if v in installed]
+    if not variants:
+        raise RuntimeError(f"eSpeak NG has none of the voice variants of the {split!r} split")
     plans = []
     for index, (sentence, path) in enumerate(zip(sentences, paths, strict=True)):
-        rng = np.random.default_rng([seed, index])
+        rng = np.random.default_rng([seed, list(SPLITS).index(split), index])
         voice = VOICES[language][int(rng.integers(len(VOICES[language])))]
-        if variants:
-            voice += "+" + variants[int(rng.integers(len(variants)))]
+        voice += "+" + variants[int(rng.integers(len(variants)))]
         plans.append(Utterance(
             path=path, text=sentence, speech=speech_text(sentence, language), voice=voice,
-            rate=int(rng.integers(RATE_RANGE[0], RATE_RANGE[1] + 1)),
-            pitch=int(rng.integers(PITCH_RANGE[0], PITCH_RANGE[1] + 1)),
+            rate=int(rng.integers(spec.rates[0], spec.rates[1] + 1)),
+            pitch=int(rng.integers(spec.pitches[0], spec.pitches[1] + 1)),
             gain=float(rng.uniform(*GAIN_RANGE)), lead=float(rng.uniform(*PAD_RANGE)),
             trail=float(rng.uniform(*PAD_RANGE)), noise_db=float(rng.uniform(*NOISE_DB_RANGE)),
             seed=int(rng.integers(2**31))))
@@ -843,6 +931,70 @@ def write_wav(path: str, samples: np.ndarray, sample_rate: int = SAMPLE_RATE) ->
         out.writeframes(samples.astype("<i2").tobytes())
 
 
+# --------------------------------------------------------------------------- noise clips
+
+NOISE_KINDS = ("white", "pink", "brown", "hum", "babble")
+NOISE_SECONDS = 5.0
+NOISE_RMS = 0.1  # the noise augmentor scales each clip to its SNR; this only keeps files well-levelled
+
+
+def colored_noise(length: int, exponent: float, rng: np.random.Generator) -> np.ndarray:
+    """Gaussian noise whose power falls as 1/f**exponent (0 white, 1 pink, 2 brown)."""
+    spectrum = np.fft.rfft(rng.standard_normal(length))
+    freqs = np.fft.rfftfreq(length)
+    freqs[0] = freqs[1]
+    return np.fft.irfft(spectrum / freqs ** (exponent / 2), n=length)
+
+
+def mains_hum(length: int, rng: np.random.Generator) -> np.ndarray:
+    """50 or 60 Hz mains hum with decaying harmonics over a faint hiss."""
+    t = np.arange(length) / SAMPLE_RATE
+    base = float(rng.choice([50.0, 60.0]))
+    hum = sum(rng.uniform(0.3, 1.0) / k * np.sin(2 * np.pi * base * k * t + rng.uniform(0, 2 * np.pi))
+              for k in range(1, 9))
+    return hum + 0.05 * rng.standard_normal(length)
+
+
+def babble(length: int, rng: np.random.Generator, engine: Engine, language: str, grammar: str) -> np.ndarray:
+    """Three to six training-split voices talking at once, each looped over the clip from a random offset."""
+    count = int(rng.integers(3, 7))
+    seed = int(rng.integers(2**31))
+    plans = plan_utterances(sample_sentences(count, seed, language, grammar), [""] * count, seed, language,
+                            "train", engine.variants())
+    mix = np.zeros(length)
+    for plan in plans:
+        voice = render(plan, engine).astype(np.float64)
+        mix += np.roll(np.resize(voice, length), int(rng.integers(length)))
+    return mix
+
+
+def generate_noise(num_clips: int, seed: int = 0, language: str = "zh", grammar: str = "demo",
+                   name: str = "demo", output_dir: str = "dataset", backend: str = "auto") -> str:
+    """Write ``num_clips`` noise clips (``NOISE_KINDS`` in turn, 5 s, 16 kHz) for noise augmentation.
+
+    They go to ``<output_dir>/audio/noise/`` (create_data.py lists that folder in manifest.noise);
+    babble is spoken by training voices only. Returns the folder.
+    """
+    folder = os.path.join(output_dir, "audio", "noise")
+    os.makedirs(folder, exist_ok=True)
+    length = int(NOISE_SECONDS * SAMPLE_RATE)
+    with open_engine(backend) as config:
+        engine = create_engine(config)
+        for index in range(num_clips):
+            kind = NOISE_KINDS[index % len(NOISE_KINDS)]
+            rng = np.random.default_rng([seed, len(SPLITS), index])
+            if kind == "hum":
+                noise = mains_hum(length, rng)
+            elif kind == "babble":
+                noise = babble(length, rng, engine, language, grammar)
+            else:
+                noise = colored_noise(length, NOISE_KINDS.index(kind), rng)
+            noise *= NOISE_RMS / np.sqrt(np.mean(noise ** 2))
+            samples = np.clip(np.round(noise * 32767.0), -32768, 32767)
+            write_wav(os.path.join(folder, f"{name}_noise_{index + 1:03d}_{kind}.wav"), samples)
+    return folder
+
+
 _worker_engine: Engine | None = None
 
 
@@ -858,33 +1010,39 @@ def _render_to_file(utterance: Utterance) -> None:
 
 def generate_corpus(num_samples: int, seed: int = 0, language: str = "zh", grammar: str = "demo",
                     name: str = "demo", output_dir: str = "dataset", num_workers: int | None = None,
-                    backend: str = "auto", progress: bool = True) -> str:
-    """Synthesise ``num_samples`` utterances and write PPASR's annotation file.
+                    backend: str = "auto", progress: bool = True, split: str = "train") -> str:
+    """Synthesise ``num_samples`` utterances of a split and write PPASR's annotation file.
 
-    Audio goes to ``<output_dir>/audio/<name>/<name>_000001.wav`` ...; the annotation
-    ``<output_dir>/annotation/<name>.txt`` has one ``path<TAB>text`` line per utterance with
-    the path as written here (relative to the current directory unless ``output_dir`` is
+    ``train``: audio goes to ``<output_dir>/audio/<name>/<name>_000001.wav`` ... and the annotation
+    ``<output_dir>/annotation/<name>.txt`` has one ``path<TAB>text`` line per utterance. ``test`` and
+    ``unseen``: audio goes to ``audio/<name>_<split>/`` and the lines into ``annotation/test.txt``
+    (create_data.py's test set), replacing that folder's earlier lines and keeping all others.
+    Paths are as written here (relative to the current directory unless ``output_dir`` is
     absolute). Identical arguments give identical files, whatever ``num_workers`` is.
     Returns the annotation path.
     """
+    from ppasr.data_prep import TEST_ANNOTATION, merge_test_lines, write_lines
+
     if language not in LANGUAGES:
         raise ValueError(f"unknown language {language!r}; choose one of {LANGUAGES}")
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; choose one of {tuple(SPLITS)}")
     if num_samples < 1:
         raise ValueError("num_samples must be at least 1")
     if not re.fullmatch(r"[\w.-]+", name):
         raise ValueError(f"name {name!r} must be a plain file name (letters, digits, _ . -)")
     from tqdm import tqdm
 
-    sentences = sample_sentences(num_samples, seed, language, grammar)
-    audio_dir = os.path.join(output_dir, "audio", name)
+    folder = name if split == "train" else f"{name}_{split}"
+    sentences = sample_sentences(num_samples, seed, language, grammar, split)
+    audio_dir = os.path.join(output_dir, "audio", folder)
     os.makedirs(audio_dir, exist_ok=True)
     os.makedirs(os.path.join(output_dir, "annotation"), exist_ok=True)
-    paths = [os.path.join(audio_dir, f"{name}_{i:06d}.wav") for i in range(1, num_samples + 1)]
+    paths = [os.path.join(audio_dir, f"{folder}_{i:06d}.wav") for i in range(1, num_samples + 1)]
     workers = max(1, min(num_workers or os.cpu_count() or 1, num_samples))
     with open_engine(backend) as config:
-        available = create_engine(config).variants()
-        plans = plan_utterances(sentences, paths, seed, language, [v for v in VARIANTS if v in available])
-        bar = tqdm(total=num_samples, unit="utt", desc=f"synthesising {name}", disable=not progress)
+        plans = plan_utterances(sentences, paths, seed, language, split, create_engine(config).variants())
+        bar = tqdm(total=num_samples, unit="utt", desc=f"synthesising {folder}", disable=not progress)
         if workers == 1:
             engine = create_engine(config)
             for plan in plans:
@@ -899,7 +1057,11 @@ def generate_corpus(num_samples: int, seed: int = 0, language: str = "zh", gramm
                 for _ in pool.imap_unordered(_render_to_file, plans, chunksize=chunk):
                     bar.update()
         bar.close()
-    annotation = os.path.join(output_dir, "annotation", f"{name}.txt")
-    with open(annotation, "w", encoding="utf-8") as out:
-        out.writelines(f"{plan.path}\t{plan.text}\n" for plan in plans)
+    lines = [f"{plan.path}\t{plan.text}" for plan in plans]
+    if split == "train":
+        annotation = os.path.join(output_dir, "annotation", f"{name}.txt")
+        write_lines(annotation, lines)
+    else:
+        annotation = os.path.join(output_dir, "annotation", TEST_ANNOTATION)
+        merge_test_lines(annotation, audio_dir.replace("\\", "/") + "/", lines)
     return annotation

@@ -10,8 +10,9 @@ import pytest
 import soundfile
 
 from conftest import run_cli
-from ppasr.synth import (create_engine, generate_corpus, get_grammar, open_engine,
-                         sample_sentences, to_pinyin, zh_number)
+from ppasr.synth import (HELD_OUT_VARIANTS, NOISE_KINDS, NOISE_RMS, SPLITS, TRAIN_VARIANTS, UNVOICED_VARIANTS,
+                         create_engine, generate_corpus, generate_noise, get_grammar, is_test_sentence, open_engine,
+                         plan_utterances, sample_sentences, to_pinyin, zh_number)
 
 NUM = 10
 
@@ -95,9 +96,11 @@ def test_demo_grammar_is_compact_and_full_is_rich() -> None:
 
 
 def test_exhausted_grammar_repeats_only_after_a_full_round() -> None:
-    size = get_grammar("en", "demo").num_derivations
-    sentences = sample_sentences(size + 5, 3, "en", "demo")
-    assert len(set(sentences[:size])) == size and len(set(sentences)) == size
+    grammar = get_grammar("en", "demo")
+    language = {grammar.expand(t, i) for t, size in enumerate(grammar.template_sizes) for i in range(size)}
+    training = {sentence for sentence in language if not is_test_sentence(sentence)}
+    sentences = sample_sentences(len(training) + 5, 3, "en", "demo")
+    assert set(sentences[:len(training)]) == training and set(sentences) == training
 
 
 def test_pinyin_voice_reads_every_syllable_as_mandarin() -> None:
@@ -127,3 +130,79 @@ def test_missing_espeak_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> Non
     with pytest.raises(RuntimeError, match="espeakng-loader"):
         with open_engine("auto"):
             pass
+
+
+# ---- splits: held-out voices, templates and sentences never reach training ------------------------
+
+def test_splits_use_their_own_voices_rates_and_pitches() -> None:
+    installed = set(HELD_OUT_VARIANTS + TRAIN_VARIANTS + UNVOICED_VARIANTS)
+    assert not set(HELD_OUT_VARIANTS) & set(TRAIN_VARIANTS)
+    count = 2000
+    for split in ("train", "test", "unseen"):
+        plans = plan_utterances(["灯"] * count, [""] * count, 0, "zh", split, installed)
+        variants = {plan.voice.split("+")[1] for plan in plans}
+        spec = SPLITS[split]
+        assert variants == set(spec.variants), split  # all of its own, nothing else
+        assert {plan.rate for plan in plans} == set(range(spec.rates[0], spec.rates[1] + 1)), split
+        assert {plan.pitch for plan in plans} == set(range(spec.pitches[0], spec.pitches[1] + 1)), split
+    assert set(SPLITS["train"].variants) == set(TRAIN_VARIANTS)
+    assert SPLITS["unseen"].rates[1] > SPLITS["train"].rates[1]  # partly faster than any training voice
+    with pytest.raises(RuntimeError, match="unseen"):
+        plan_utterances(["灯"], [""], 0, "zh", "unseen", set(TRAIN_VARIANTS))
+
+
+@pytest.mark.parametrize("language", ["zh", "en"])
+def test_test_sentences_never_occur_in_training(language: str) -> None:
+    train = sample_sentences(5000, 0, language, "demo", "train")
+    test = sample_sentences(100, 1, language, "demo", "test")
+    unseen = sample_sentences(100, 2, language, "demo", "unseen")
+    assert not set(train) & (set(test) | set(unseen))
+    assert not any(map(is_test_sentence, train)) and all(map(is_test_sentence, test + unseen))
+    # held-out templates: other sentence patterns over the characters training teaches
+    training, held_out = get_grammar(language, "demo"), get_grammar(language, "demo", held_out=True)
+    assert held_out.charset() <= training.charset()
+    assert not set(unseen) & set(training.sample(training.num_derivations, np.random.default_rng(0)))
+    assert len(set(unseen)) == 100
+
+
+def test_test_splits_share_test_txt_with_other_corpora(tmp_path: Path) -> None:
+    annotation = tmp_path / "annotation" / "test.txt"
+    annotation.parent.mkdir()
+    annotation.write_text("dataset/audio/aishell/a.wav\t你好\n", encoding="utf-8")
+    for split, num in (("test", 3), ("unseen", 4), ("test", 2)):  # a rerun replaces only its own lines
+        assert generate_corpus(num, seed=1, split=split, output_dir=str(tmp_path), num_workers=1,
+                               progress=False) == str(annotation)
+    lines = annotation.read_text(encoding="utf-8").splitlines()
+    assert lines[0] == "dataset/audio/aishell/a.wav\t你好"
+    assert [line.split("\t")[0] for line in lines[1:]] == \
+        [str(tmp_path / "audio" / "demo_unseen" / f"demo_unseen_00000{i}.wav") for i in (1, 2, 3, 4)] + \
+        [str(tmp_path / "audio" / "demo_test" / f"demo_test_00000{i}.wav") for i in (1, 2)]
+    assert [line.split("\t")[1] for line in lines[-2:]] == sample_sentences(2, 1, "zh", "demo", "test")
+    assert not (tmp_path / "annotation" / "demo.txt").exists()
+
+
+def test_unseen_split_is_deterministic_any_worker_count(tmp_path: Path) -> None:
+    for workers in (1, 2):
+        generate_corpus(4, seed=3, split="unseen", output_dir=str(tmp_path / str(workers)), num_workers=workers,
+                        progress=False)
+    for i in range(1, 5):
+        name = f"audio/demo_unseen/demo_unseen_{i:06d}.wav"
+        assert (tmp_path / "1" / name).read_bytes() == (tmp_path / "2" / name).read_bytes(), name
+
+
+def test_noise_clips(tmp_path: Path) -> None:
+    for out in ("a", "b"):
+        assert generate_noise(6, seed=2, output_dir=str(tmp_path / out)) == str(tmp_path / out / "audio" / "noise")
+    names = sorted(p.name for p in (tmp_path / "a" / "audio" / "noise").iterdir())
+    assert names == [f"demo_noise_00{i}_{kind}.wav" for i, kind in enumerate(NOISE_KINDS + ("white",), start=1)]
+    spectra = {}
+    for name in names:
+        samples, sr = soundfile.read(tmp_path / "a" / "audio" / "noise" / name, dtype="float32")
+        assert sr == 16000 and len(samples) == 5 * sr
+        assert np.sqrt(np.mean(samples ** 2)) == pytest.approx(NOISE_RMS, rel=0.01)
+        assert (tmp_path / "b" / "audio" / "noise" / name).read_bytes() == \
+            (tmp_path / "a" / "audio" / "noise" / name).read_bytes()
+        power = np.abs(np.fft.rfft(samples)) ** 2
+        spectra[name.split("_")[-1][:-4]] = power[:len(power) // 8].sum() / power.sum()  # share below 1 kHz
+    assert spectra["white"] < 0.2 < spectra["pink"] < spectra["brown"]
+    assert spectra["hum"] > 0.9
