@@ -2,6 +2,7 @@
 import os
 
 from ppasr.cli import train_parser
+from ppasr.errors import run_main
 from ppasr.trainer import train
 from ppasr.utils import print_arguments
 
@@ -9,4 +10,4 @@ if __name__ == "__main__":
     args = train_parser().parse_args()
     if os.environ.get("PADDLE_TRAINER_ID", "0") == "0":
         print_arguments(args)
-    train(args)
+    run_main(lambda: train(args))
