@@ -183,3 +183,22 @@ def test_model_config_comes_from_the_checkpoint(workdir):
     assert "字错率 cer:" in proc.stdout
     proc = run_cli("eval.py", "--resume_model=ppasr_model", cwd=workdir, check=False)
     assert proc.returncode == 1 and "does not fit this model" in proc.stderr
+
+
+def test_leftovers_of_a_killed_save_are_cleaned_up(tmp_path):
+    """A half-written folder goes; the old version of a folder caught between two renames comes back."""
+    from ppasr.checkpoint import remove_stale_temporaries
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True).stdout.strip()
+    half = tmp_path / f".last_model.tmp-{dead}"
+    half.mkdir()
+    (half / "model.pdparams").write_bytes(b"partial")
+    previous = tmp_path / f".best_model.old-{dead}"
+    previous.mkdir()
+    (previous / "state.json").write_text("{}")
+    alive = tmp_path / f".epoch_3.tmp-{os.getpid()}"  # a save in progress right now: not touched
+    alive.mkdir()
+    remove_stale_temporaries(str(tmp_path))
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([alive.name, "best_model"])
+    assert (tmp_path / "best_model/state.json").read_text() == "{}"
