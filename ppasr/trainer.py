@@ -44,6 +44,8 @@ RESUMED_STATE = ("run_id", "epoch", "batch_in_epoch", "step", "best_cer", "run_l
 
 @dataclass
 class Data:
+    """What build_data prepares: the vocabulary, features, both sets with their samplers and loaders."""
+
     vocabulary: list[str]
     feature_config: FeatureConfig
     train_set: ManifestDataset
