@@ -92,14 +92,28 @@ def test_best_model_has_the_lowest_test_cer(workdir):
     assert out.count("(new best_model)") >= 1
 
 
-def _complete(folder) -> bool:
-    """All three files there and state.json readable (what any reader of the folder needs)."""
+def _complete(folder) -> bool | None:
+    """Whether the folder at this path has all three files and a readable state.json; None when it was
+    swapped for another during the look (a reader that opened the replaced folder may see it emptied
+    afterwards, but the path itself never points to an incomplete folder)."""
     try:
-        names = set(os.listdir(folder))
-        json.loads((folder / "state.json").read_text())
-    except (FileNotFoundError, NotADirectoryError, json.JSONDecodeError):
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    except FileNotFoundError:
         return False
-    return set(FILES) <= names
+    try:
+        inode = os.fstat(fd).st_ino
+        names = set(os.listdir(fd))
+        with open(os.open("state.json", os.O_RDONLY, dir_fd=fd), encoding="utf-8") as f:
+            json.load(f)
+        whole = set(FILES) <= names
+    except (FileNotFoundError, json.JSONDecodeError):
+        whole = False
+    finally:
+        os.close(fd)
+    try:
+        return whole if os.stat(folder).st_ino == inode else None
+    except FileNotFoundError:
+        return False
 
 
 def test_best_and_last_stay_whole_under_kill_and_last_model_resumes_exactly(workdir, tmp_path):
@@ -122,9 +136,10 @@ def test_best_and_last_stay_whole_under_kill_and_last_model_resumes_exactly(work
             for alias in seen:
                 folder = root / alias
                 if seen[alias] or folder.exists():
-                    if _complete(folder):
+                    whole = _complete(folder)
+                    if whole:
                         seen[alias] += 1
-                    else:
+                    elif whole is False:
                         torn.append(alias)
             if torn:
                 break
