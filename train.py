@@ -3,11 +3,16 @@ import os
 
 from ppasr.cli import train_parser
 from ppasr.errors import run_main
-from ppasr.trainer import train
 from ppasr.utils import print_arguments
 
-if __name__ == "__main__":
+
+def main() -> None:
     args = train_parser().parse_args()
+    from ppasr.trainer import train  # after the flags are valid: --help and flag errors need no paddle
     if os.environ.get("PADDLE_TRAINER_ID", "0") == "0":
         print_arguments(args)
-    run_main(lambda: train(args))
+    train(args)
+
+
+if __name__ == "__main__":
+    run_main(main)

@@ -28,7 +28,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import warnings
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Callable
@@ -36,6 +35,9 @@ from typing import Any, Callable
 import numpy as np
 
 from ppasr.audio import AudioError, read_audio, resample
+from ppasr.errors import UserError
+from ppasr.logger import logger
+from ppasr.manifest import read_manifest
 
 __all__ = [
     "AugmentationPipeline",
@@ -134,14 +136,11 @@ class NoisePerturb:
         Relative paths are taken from the working directory (as PPASR does),
         falling back to the manifest's own directory.
         """
+        if not path.is_file():  # not an error: noise augmentation is skipped with a warning
+            raise FileNotFoundError(2, "noise manifest not found", str(path))
         paths = []
-        for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                audio = Path(json.loads(line)["audio_filepath"])
-            except (json.JSONDecodeError, KeyError, TypeError) as e:
-                raise ValueError(f"noise manifest {path} line {lineno}: bad entry ({e})") from e
+        for item in read_manifest(str(path), required=("audio_filepath",)):
+            audio = Path(item["audio_filepath"])
             if not audio.is_absolute() and not audio.exists():
                 audio = path.parent / audio
             paths.append(str(audio))
@@ -173,7 +172,7 @@ class NoisePerturb:
         try:
             clip = self._clip(path, sample_rate)
         except AudioError as e:
-            warnings.warn(f"noise clip {path} skipped from now on: {e}", RuntimeWarning)
+            logger.warning(f"noise clip {path} skipped from now on: {e}")
             self.noise_paths.remove(path)
             return samples, sample_rate
         n = samples.size
@@ -196,19 +195,19 @@ class NoisePerturb:
 class SpeedPerturb:
     """Change speed (and pitch) by linear-interpolation resampling.
 
-    The output has ``round(n / rate)`` samples.  With ``num_rates > 0`` the rate
-    is drawn from ``linspace(min_speed_rate, max_speed_rate, num_rates)``,
-    otherwise uniformly from the range.
+    The output has ``round(n / rate)`` samples. The rate is drawn uniformly from the range, as
+    PPASR's ``SpeedPerturbAugmentor`` (an entry without ``num_rates`` means exactly that);
+    ``num_rates > 0`` draws from ``linspace(min_speed_rate, max_speed_rate, num_rates)`` instead.
     """
 
     PARAMS = {
         "min_speed_rate": ("number", 0.9),
         "max_speed_rate": ("number", 1.1),
-        "num_rates": ("int", 3),
+        "num_rates": ("int", 0),
     }
 
     def __init__(self, min_speed_rate: float = 0.9, max_speed_rate: float = 1.1,
-                 num_rates: int = 3) -> None:
+                 num_rates: int = 0) -> None:
         """Validate the rate range."""
         if min_speed_rate <= 0:
             raise ValueError(f"'min_speed_rate' must be > 0, got {min_speed_rate}")
@@ -495,14 +494,13 @@ class AugmentationPipeline:
         try:
             augmentor = cls(**_check_params(params, cls.PARAMS))
         except FileNotFoundError as e:
-            warnings.warn(f"{where}: noise manifest not found ({e.filename}); "
-                          "noise augmentation is skipped", RuntimeWarning, stacklevel=3)
+            logger.warning(f"{where}: noise manifest not found ({e.filename}); noise augmentation is skipped")
             return
         except ValueError as e:
             raise ValueError(f"{where}: {e}") from e
         if isinstance(augmentor, NoisePerturb) and not augmentor.noise_paths:
-            warnings.warn(f"{where}: noise manifest {augmentor.manifest_path} is empty; "
-                          "noise augmentation is skipped", RuntimeWarning, stacklevel=3)
+            logger.warning(f"{where}: noise manifest {augmentor.manifest_path} is empty; "
+                           "noise augmentation is skipped")
             return
         target.append((float(prob), augmentor))
 
@@ -547,10 +545,18 @@ class AugmentationPipeline:
 
 def build_augmentation_pipeline(config_path: str | os.PathLike | None,
                                 seed: int = 0) -> AugmentationPipeline:
-    """Build a pipeline from a JSON config file; ``None`` or ``'None'`` disables it."""
+    """Build a pipeline from a JSON config file; ``None`` or ``'None'`` disables it.
+
+    A missing, unreadable or invalid file is a ``UserError`` naming the file and the problem.
+    """
     if config_path is None or str(config_path).strip() in ("", "None"):
         return AugmentationPipeline(None, seed)
     path = Path(config_path)
+    fix = "fix it (PPASR's format: conf/augmentation.json) or pass --augment_conf_path=None"
     if not path.is_file():
-        raise FileNotFoundError(f"augmentation config file not found: {path}")
-    return AugmentationPipeline(path, seed)
+        raise UserError(f"augmentation config file {path} not found; {fix}")
+    try:
+        return AugmentationPipeline(path, seed)
+    except (ValueError, OSError) as e:  # UnicodeDecodeError is a ValueError
+        message = str(e) if str(path) in str(e) else f"augmentation config file {path}: {e}"
+        raise UserError(f"{message}; {fix}") from None

@@ -18,6 +18,7 @@ import errno
 import json
 import logging
 import os
+import pickle
 import re
 import secrets
 import shutil
@@ -79,8 +80,7 @@ def prune_checkpoints(root: str, run_id: str, keep: int, newest: str) -> list[st
     """
     if keep <= 0:
         return []
-    own = [path for path in list_checkpoints(root)
-           if path != newest and read_state(path).get("run_id") == run_id]
+    own = [path for path in list_checkpoints(root) if path != newest and _owner(path) == run_id]
     removed = own[:max(0, len(own) - (keep - 1))]
     for path in removed:
         shutil.rmtree(path)
@@ -125,8 +125,14 @@ def read_state(path: str) -> dict:
     """The checkpoint's state.json; a PPASR-made folder without one gets its epoch from the name."""
     state_path = os.path.join(path, STATE_FILE)
     if os.path.exists(state_path):
-        with open(state_path, "r", encoding="utf-8") as f:
-            return json.load(f)
+        try:
+            with open(state_path, "r", encoding="utf-8") as f:
+                state = json.load(f)
+        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise UserError(f"{state_path} is damaged ({e}); pick another checkpoint folder") from None
+        if not isinstance(state, dict):
+            raise UserError(f"{state_path} is not a JSON object; pick another checkpoint folder")
+        return state
     match = _CHECKPOINT_NAME.match(os.path.basename(os.path.normpath(path)))
     return {"epoch": int(match.group(1)) if match else 0, "batch_in_epoch": 0, "step": 0}
 
@@ -134,14 +140,26 @@ def read_state(path: str) -> dict:
 def check_model_dir(path: str) -> None:
     """Fail fast when ``path`` holds no model weights."""
     if not os.path.isdir(path) or not os.path.exists(os.path.join(path, MODEL_FILE)):
-        raise UserError(f"no model found at {path} (expected {MODEL_FILE}); train one with "
-                        f"`python3 train.py` or pass the right folder")
+        raise UserError(f"no model found at {path} (expected {os.path.join(path, MODEL_FILE)}); train one "
+                        f"with `python3 train.py` or pass the right folder")
+
+
+def _read_state_dict(file: str) -> dict:
+    """``paddle.load`` of a checkpoint file; a truncated or foreign file is a ``UserError`` naming it."""
+    try:
+        data = paddle.load(file)
+    except (ValueError, EOFError, OSError, pickle.UnpicklingError) as e:
+        raise UserError(f"cannot read {file}: truncated or not written by paddle.save ({e}); pick another "
+                        f"checkpoint folder or train again with `python3 train.py`") from None
+    if not isinstance(data, dict):
+        raise UserError(f"{file} holds a {type(data).__name__}, not a state dict; pick another checkpoint folder")
+    return data
 
 
 def load_weights(path: str, model: paddle.nn.Layer) -> None:
     """Load all weights strictly (shapes must match)."""
     check_model_dir(path)
-    weights = paddle.load(os.path.join(path, MODEL_FILE))
+    weights = _read_state_dict(os.path.join(path, MODEL_FILE))
     own = model.state_dict()
     missing = [k for k in own if k not in weights]
     wrong = [f"{k}: {list(weights[k].shape)} vs {list(v.shape)}" for k, v in own.items()
@@ -153,18 +171,18 @@ def load_weights(path: str, model: paddle.nn.Layer) -> None:
 
 
 def load_optimizer(path: str, optimizer: paddle.optimizer.Optimizer) -> None:
-    """Restore the optimizer (Adam moments, learning-rate schedule) saved beside the weights."""
-    optimizer_path = os.path.join(path, OPTIMIZER_FILE)
-    if not os.path.exists(optimizer_path):
-        raise UserError(f"{path} has no {OPTIMIZER_FILE}, so training cannot resume from it; "
-                        f"use --pretrained_model={path} to start a new run from its weights")
-    optimizer.set_state_dict(paddle.load(optimizer_path))
+    """Restore the optimizer (Adam moments, learning-rate schedule) of a checkpoint training resumes from."""
+    file = os.path.join(path, OPTIMIZER_FILE)
+    if not os.path.isfile(file):
+        raise UserError(f"{path} has no {OPTIMIZER_FILE}, so training cannot resume from it; to start a new run "
+                        f"from its weights pass --pretrained_model={path} instead of --resume_model")
+    optimizer.set_state_dict(_read_state_dict(file))
 
 
 def load_pretrained(path: str, model: paddle.nn.Layer) -> list[str]:
     """Load the tensors whose names and shapes match; return the names that were skipped."""
     check_model_dir(path)
-    weights = paddle.load(os.path.join(path, MODEL_FILE))
+    weights = _read_state_dict(os.path.join(path, MODEL_FILE))
     own = model.state_dict()
     usable = {k: v for k, v in weights.items() if k in own and list(v.shape) == list(own[k].shape)}
     skipped = sorted(set(own) - set(usable)) + sorted(k for k in weights if k not in own)
@@ -183,7 +201,7 @@ def _temporary(root: str, name: str) -> str:
 def _install(root: str, name: str, tmp: str, run_id: str) -> str:
     """Put the finished folder ``tmp`` at ``root/name`` without ever losing another run's folder."""
     target = os.path.join(root, name)
-    if os.path.exists(target) and read_state(target).get("run_id") != run_id:
+    if os.path.exists(target) and _owner(target) != run_id:
         kept = f"{target}.before-{run_id}"
         os.rename(target, kept)
         logger.info("%s belongs to another training run: kept it as %s", target, kept)
@@ -212,6 +230,14 @@ def _exchange(a: str, b: str) -> bool:
     if code in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP):  # old kernel or a file system without it
         return False
     raise OSError(code, os.strerror(code), b)
+
+
+def _owner(path: str) -> str | None:
+    """The run id in ``path``'s state.json; None for a PPASR-made folder or a damaged state.json."""
+    try:
+        return read_state(path).get("run_id")
+    except UserError:
+        return None
 
 
 def _process_alive(pid: int) -> bool:

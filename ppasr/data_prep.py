@@ -18,7 +18,10 @@ import soundfile
 from tqdm import tqdm
 
 from ppasr.audio import TARGET_SAMPLE_RATE, AudioError, audio_info, check_wav_complete, read_audio
+from ppasr.errors import UserError
 from ppasr.features import AudioFeaturizer, FeatureConfig, save_mean_std
+from ppasr.manifest import read_manifest
+from ppasr.logger import logger
 from ppasr.text import clean_text
 from ppasr.utils import single_threaded_worker
 
@@ -64,11 +67,11 @@ TEST_ANNOTATION = "test.txt"
 def read_annotations(annotation_path: str, text_mode: str, skips: SkipLog) -> list[tuple[str, str, str]]:
     """Return (audio_path, clean text, 'file:line') for every usable annotation line."""
     if not os.path.isdir(annotation_path):
-        raise SystemExit(f"error: annotation folder {annotation_path} not found; put `audio_path<TAB>text` "
-                         f"files there (e.g. `python3 tools/generate_audio.py`)")
+        raise UserError(f"annotation folder {annotation_path} not found; put `audio_path<TAB>text` "
+                        f"files there (e.g. `python3 tools/generate_audio.py`)")
     files = sorted(f for f in os.listdir(annotation_path) if f.endswith(".txt"))
     if not files:
-        raise SystemExit(f"error: no *.txt annotation files in {annotation_path}")
+        raise UserError(f"no *.txt annotation files in {annotation_path}; put `audio_path<TAB>text` files there")
     entries = []
     for name in files:
         path = os.path.join(annotation_path, name)
@@ -176,21 +179,6 @@ def write_lines(path: str, lines: list[str]) -> None:
     os.replace(tmp, path)
 
 
-def read_manifest(path: str) -> list[dict]:
-    """Read a JSON-lines manifest, failing fast with the command that makes it."""
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"manifest {path} not found: run `python3 create_data.py` first")
-    items = []
-    with open(path, "r", encoding="utf-8") as f:
-        for number, line in enumerate(f, start=1):
-            if line.strip():
-                try:
-                    items.append(json.loads(line))
-                except json.JSONDecodeError as e:
-                    raise ValueError(f"{path}:{number}: not a JSON manifest line ({e.msg})") from e
-    return items
-
-
 def build_vocabulary(train_manifest: str, vocab_path: str, count_threshold: int) -> int:
     """Write ``<blank>\\t-1`` then ``char\\tcount`` by descending count; return the size."""
     counter: Counter[str] = Counter()
@@ -242,7 +230,7 @@ def compute_mean_std(manifest: str, output_path: str, config: FeatureConfig, num
                 skips.skip(path, reason)
             bar.update(done)
     if frames == 0:
-        raise SystemExit("error: no audio could be featurised for mean/std")
+        raise UserError(f"no audio listed in {manifest} could be featurised for mean/std (reasons above)")
     mean = total / frames
     std = np.sqrt(np.maximum(total_sq / frames - mean ** 2, 0.0))
     save_mean_std(output_path, mean, std, config)
@@ -252,8 +240,8 @@ def compute_mean_std(manifest: str, output_path: str, config: FeatureConfig, num
 def create_noise_manifest(noise_path: str, manifest_path: str, skips: SkipLog) -> int:
     """List readable audio files under ``noise_path`` (short clips are looped at mix time)."""
     if not os.path.isdir(noise_path):
-        print(f"noise folder {noise_path} not found: skipped the noise manifest "
-              f"(noise augmentation will be off)")
+        logger.warning(f"noise folder {noise_path} not found: skipped the noise manifest "
+                       f"(noise augmentation will be off)")
         return 0
     lines = []
     for root, _, names in sorted(os.walk(noise_path)):
@@ -269,7 +257,7 @@ def create_noise_manifest(noise_path: str, manifest_path: str, skips: SkipLog) -
             lines.append(json.dumps({"audio_filepath": path, "duration": round(duration, 2), "text": ""},
                                     ensure_ascii=False))
     if not lines:
-        print(f"no usable noise audio in {noise_path}: skipped the noise manifest")
+        logger.warning(f"no usable noise audio in {noise_path}: skipped the noise manifest")
         return 0
     write_lines(manifest_path, lines)
     return len(lines)
@@ -282,15 +270,15 @@ def create_data(args) -> None:
     entries = read_annotations(args.annotation_path, args.text_mode, skips)
     if not entries:
         print(skips.summary())
-        raise SystemExit(f"error: no usable annotation lines in {args.annotation_path}")
+        raise UserError(f"no usable annotation lines in {args.annotation_path} (reasons above)")
     print("开始生成数据列表 (creating manifests)...")
     n_train, n_test, seconds = create_manifests(entries, args.train_manifest, args.test_manifest,
                                                 args.is_change_frame_rate, args.num_workers, skips)
     if n_train + n_test == 0:
         print(skips.summary())
-        raise SystemExit("error: no usable utterances: every audio file was skipped (see the lines above)")
+        raise UserError("no usable utterances: every audio file was skipped (see the lines above)")
     if n_train == 0:
-        raise SystemExit("error: only one usable utterance; training needs more data")
+        raise UserError("only one usable utterance; training needs more data")
     print(f"完成生成数据列表，数据集总长度为{seconds / 3600:.2f}小时！"
           f" train: {n_train}, test: {n_test} ({seconds / 3600:.2f} h)")
     print("开始生成噪声数据列表 (noise manifest)...")

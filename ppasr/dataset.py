@@ -6,8 +6,8 @@ import numpy as np
 import paddle
 
 from ppasr.audio import AudioError, read_audio, resample
-from ppasr.data_prep import read_manifest
 from ppasr.features import AudioFeaturizer, FeatureNormalizer
+from ppasr.manifest import read_manifest
 from ppasr.model import conv_output_length
 from ppasr.utils import LoaderWorkerInit
 

@@ -9,13 +9,16 @@ from __future__ import annotations
 import sys
 from typing import Callable
 
+from ppasr.logger import setup_logging
+
 
 class UserError(Exception):
     """A failure the user caused and can fix; the message names the file or flag and the fix."""
 
 
 def run_main(job: Callable[[], object]) -> None:
-    """Run a root script's job; a ``UserError`` ends the process with one ``error: …`` line."""
+    """Run a root script's job (logging set up); a ``UserError`` ends it with one ``error: …`` line."""
+    setup_logging()
     try:
         job()
     except UserError as e:

@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import os
 import time
 from dataclasses import dataclass, field
@@ -17,15 +16,14 @@ import paddle
 from tqdm import tqdm
 
 from ppasr.dataset import ManifestDataset, SortaGradBatchSampler, build_loader, is_placeholder
-from ppasr.decoder import BeamSearchDecoder, greedy_decode, load_language_model
+from ppasr.decoder import BeamSearchDecoder, greedy_decode, greedy_score, load_language_model
 from ppasr.errors import UserError
 from ppasr.features import FeatureNormalizer
-from ppasr.logger import setup_logging
+from ppasr.logger import logger
 from ppasr.metrics import char_errors
 from ppasr.model_config import load_trained_model
 from ppasr.utils import loader_workers, read_vocabulary, require_file, select_device, set_paddle_threads
 
-logger = logging.getLogger("ppasr")
 Decode = Callable[[np.ndarray, np.ndarray], list[str]]
 
 
@@ -132,15 +130,16 @@ class TextDecoder:
         return self.beam_search.decode_batch(probs, lengths)
 
     def __call__(self, probs: np.ndarray) -> tuple[str, float]:
-        """Text and score of one utterance's [T, V] probabilities.
+        """Text and PPASR's score of one utterance's [T, V] probabilities.
 
-        Greedy's score is the mean log-probability of the best path's frames; beam search's
-        is its fused log score.
+        Greedy: confidence 0-100 (:func:`greedy_score`); beam search: minus the result's CTC
+        log-probability (PPASR's ``-approx_ctc``, smaller is more confident).
         """
         if self.beam_search is None:
             text = greedy_decode(probs[None], np.array([probs.shape[0]]), self.vocabulary)[0]
-            return text, float(np.mean(np.log(probs.max(axis=1) + 1e-30)))
-        return self.beam_search.decode(probs)
+            return text, greedy_score(probs)
+        text, _, ctc_log_prob = self.beam_search.decode_hypothesis(probs)
+        return text, -ctc_log_prob
 
     def close(self) -> None:
         if self.beam_search is not None:
@@ -153,9 +152,9 @@ def build_decoder(args, vocabulary: list[str], num_processes: int | None = None)
         return TextDecoder(vocabulary)
     lm_path = args.lang_model_path
     if lm_path and not os.path.exists(lm_path):
-        print(f"warning: language model {lm_path} not found: decoding with beam search WITHOUT a language "
-              f"model. Build one with `python3 tools/build_lm.py --manifest dataset/manifest.train "
-              f"--output {lm_path}`, or pass --lang_model_path=None to silence this.", flush=True)
+        logger.warning(f"warning: language model {lm_path} not found: decoding with beam search WITHOUT a "
+                       f"language model. Build one with `python3 tools/build_lm.py --manifest dataset/manifest.train "
+                       f"--output {lm_path}`, or pass --lang_model_path=None to silence this.")
         lm_path = None
     try:
         beam = BeamSearchDecoder(vocabulary, alpha=args.alpha, beta=args.beta, beam_size=args.beam_size,
@@ -179,7 +178,7 @@ def load_for_eval(args):
     _, model = load_trained_model(args, vocabulary, normalizer.feature_config)
     dataset = ManifestDataset(args.test_manifest, vocabulary, normalizer, None, train=False)
     if len(dataset) == 0:
-        raise UserError(f"{args.test_manifest} has no utterances to evaluate")
+        raise UserError(f"{args.test_manifest} has no utterances to evaluate; rerun `python3 create_data.py`")
     sampler = SortaGradBatchSampler(dataset, args.batch_size, shuffle=False, even_shards=False)
     loader = build_loader(dataset, sampler, loader_workers(args.num_workers, 1))
     return vocabulary, dataset, loader, model
@@ -193,7 +192,6 @@ def report_unreadable(dataset: ManifestDataset, evaluated: int) -> None:
 
 def run_eval(args) -> EvalResult:
     """The whole eval.py job: print the time taken and the corpus CER."""
-    setup_logging()
     vocabulary, dataset, loader, model = load_for_eval(args)
     decoder = build_decoder(args, vocabulary)
     start = time.time()
@@ -216,7 +214,6 @@ def run_eval(args) -> EvalResult:
 
 def run_tune(args) -> tuple[float, float, float]:
     """Grid-search alpha/beta of LM beam search (PPASR tools/tune.py); print the best pair."""
-    setup_logging()
     vocabulary, dataset, loader, model = load_for_eval(args)
     try:
         load_language_model(args.lang_model_path)

@@ -28,8 +28,11 @@ def export_model(args) -> str:
     model_config, model = load_trained_model(args, vocabulary, config)
     wrapped = InferenceModel(model, normalizer.mean, normalizer.std)
     wrapped.eval()
+    # PPASR's streaming signature: the GRU state goes in and comes out, so a stream can carry it.
     specs = [paddle.static.InputSpec([None, config.dim, None], "float32", "audio"),
-             paddle.static.InputSpec([None], "int64", "audio_len")]
+             paddle.static.InputSpec([None], "int64", "audio_len"),
+             paddle.static.InputSpec([model_config.num_rnn_layers, None, model_config.rnn_size], "float32",
+                                     "init_state_h_box")]
     static = paddle.jit.to_static(wrapped, input_spec=specs, full_graph=True)
     out_dir = os.path.join(args.save_model, args.use_model, "infer")
     os.makedirs(out_dir, exist_ok=True)

@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import json
 import os
+import zipfile
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 
 import numpy as np
 
 from ppasr.audio import normalize_db
+from ppasr.errors import UserError
 
 FEATURE_METHODS = ("linear", "fbank", "mfcc")
 
@@ -118,12 +120,17 @@ class AudioFeaturizer:
         c = self.config
         if sample_rate != c.sample_rate:
             raise ValueError(f"featurizer expects {c.sample_rate} Hz audio, got {sample_rate} Hz")
-        samples = normalize_db(samples, c.target_db)
+        return self.extract(normalize_db(samples, c.target_db))
+
+    def extract(self, samples: np.ndarray) -> np.ndarray:
+        """Features of samples already at the configured rate and loudness (frame by frame, so a
+        stream can compute them chunk by chunk)."""
+        c = self.config
         if c.method == "linear":
-            return linear_spectrogram(samples, sample_rate, c.window_ms, c.stride_ms)
+            return linear_spectrogram(samples, c.sample_rate, c.window_ms, c.stride_ms)
         if c.method == "fbank":
-            return log_mel_spectrogram(samples, sample_rate, c.n_mels, c.window_ms, c.stride_ms)
-        return mfcc(samples, sample_rate, c.n_mfcc, c.n_mels, c.window_ms, c.stride_ms)
+            return log_mel_spectrogram(samples, c.sample_rate, c.n_mels, c.window_ms, c.stride_ms)
+        return mfcc(samples, c.sample_rate, c.n_mfcc, c.n_mels, c.window_ms, c.stride_ms)
 
     def num_frames(self, num_samples: int) -> int:
         """Frames produced for ``num_samples`` samples (used to check CTC feasibility)."""
@@ -133,22 +140,42 @@ class AudioFeaturizer:
         return (num_samples - window) // stride + 1 if num_samples >= window else 0
 
 
+def read_mean_std(path: str) -> tuple[np.ndarray, np.ndarray, FeatureConfig]:
+    """Mean [dim, 1], std [dim, 1] (float32) and the feature config of a ``mean_std.npz``.
+
+    Anything wrong with the file is a ``UserError`` naming it and the command that writes a good one.
+    A PPASR-made file has no config: it was linear 161-bin features.
+    """
+    remake = "rerun `python3 create_data.py` to write it again"
+    if not os.path.isfile(path):
+        raise UserError(f"{path} not found; create it with `python3 create_data.py`")
+    try:
+        data = np.load(path, allow_pickle=False)
+        if not isinstance(data, np.lib.npyio.NpzFile):
+            raise ValueError("it holds a single array, not the keys mean/std")
+        with data:
+            missing = {"mean", "std"} - set(data.files)
+            if missing:
+                raise ValueError(f"keys {sorted(missing)} are missing")
+            mean, std = data["mean"].astype(np.float32), data["std"].astype(np.float32)
+            config_json = str(data["feature_config"]) if "feature_config" in data.files else None
+        config = FeatureConfig.from_json(config_json) if config_json else FeatureConfig()
+    except (OSError, EOFError, ValueError, TypeError, zipfile.BadZipFile) as e:
+        raise UserError(f"{path} is not a mean/std file written by create_data.py ({e}); {remake}") from None
+    if mean.shape != (config.dim, 1) or std.shape != (config.dim, 1):
+        raise UserError(f"{path}: mean/std have shapes {mean.shape}/{std.shape}, expected ({config.dim}, 1) for "
+                        f"{config.method} features; {remake}")
+    if not (np.all(np.isfinite(mean)) and np.all(np.isfinite(std))):
+        raise UserError(f"{path}: mean/std contain NaN or inf; {remake}")
+    return mean, std, config
+
+
 class FeatureNormalizer:
     """Mean/std normalisation loaded from ``mean_std.npz`` together with its feature config."""
 
     def __init__(self, mean_std_path: str, eps: float = 1e-20):
-        if not os.path.exists(mean_std_path):
-            raise FileNotFoundError(f"{mean_std_path} not found: run `python3 create_data.py` first")
-        with np.load(mean_std_path, allow_pickle=False) as data:
-            self.mean = data["mean"].astype(np.float32)
-            self.std = data["std"].astype(np.float32)
-            config_json = str(data["feature_config"]) if "feature_config" in data else None
-        # A PPASR-made mean_std.npz has no config: it was linear 161-bin features.
-        self.feature_config = FeatureConfig.from_json(config_json) if config_json else FeatureConfig()
+        self.mean, self.std, self.feature_config = read_mean_std(mean_std_path)
         self.inv_std = (1.0 / (self.std + eps)).astype(np.float32)
-        if self.mean.shape != (self.feature_config.dim, 1):
-            raise ValueError(f"{mean_std_path}: mean has shape {self.mean.shape}, expected "
-                             f"({self.feature_config.dim}, 1) for {self.feature_config.method} features")
 
     def apply(self, feature: np.ndarray) -> np.ndarray:
         return (feature - self.mean) * self.inv_std
@@ -156,8 +183,8 @@ class FeatureNormalizer:
     def check_method(self, method: str | None, source: str) -> None:
         """Raise a clear error when the requested feature method differs from the recorded one."""
         if method and method != self.feature_config.method:
-            raise SystemExit(
-                f"error: {source} was computed for '{self.feature_config.method}' features but "
+            raise UserError(
+                f"{source} was computed for '{self.feature_config.method}' features but "
                 f"--feature_method={method}; rerun `python3 create_data.py --feature_method={method}` "
                 f"or pass --feature_method={self.feature_config.method}")
 

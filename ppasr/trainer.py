@@ -129,7 +129,7 @@ def build_data(args: argparse.Namespace, world_size: int, rank: int) -> Data:
     for reason, count in train_set.dropped.items():
         print(f"train set: dropped {count} utterances: {reason}")
     if len(train_set) == 0:
-        raise UserError(f"no usable training utterances in {args.train_manifest}")
+        raise UserError(f"no usable training utterances in {args.train_manifest} (reasons above)")
     sampler = SortaGradBatchSampler(train_set, args.batch_size, shuffle=True, seed=args.seed,
                                     num_replicas=world_size, rank=rank)
     test_sampler = SortaGradBatchSampler(test_set, args.batch_size, shuffle=False, num_replicas=world_size,

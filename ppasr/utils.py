@@ -8,6 +8,8 @@ import signal
 import sys
 from typing import Sequence
 
+from ppasr.errors import UserError
+
 _PR_SET_PDEATHSIG = 1  # prctl option: the signal this process gets when its parent dies
 
 
@@ -95,27 +97,23 @@ def print_arguments(args: argparse.Namespace) -> None:
     print("------------------------------------------------")
 
 
-def read_vocabulary(path: str) -> list[str]:
+def read_vocabulary(path: str, made_by: str = "python3 create_data.py") -> list[str]:
     """Read ``vocabulary.txt`` (``char<TAB>count`` lines, blank first) into a token list."""
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"vocabulary file {path} not found: run `python3 create_data.py` first")
-    tokens = []
-    with open(path, "r", encoding="utf-8") as f:
-        for line in f:
-            line = line.rstrip("\r\n")
-            if not line:
-                continue
-            token = line.split("\t")[0]
-            tokens.append(token)
+    require_file(path, made_by)
+    try:
+        with open(path, "r", encoding="utf-8") as f:
+            tokens = [line.rstrip("\r\n").split("\t")[0] for line in f if line.rstrip("\r\n")]
+    except UnicodeDecodeError:
+        raise UserError(f"vocabulary file {path} is not UTF-8 text; rerun `{made_by}`") from None
     if not tokens:
-        raise ValueError(f"vocabulary file {path} is empty: rerun `python3 create_data.py`")
+        raise UserError(f"vocabulary file {path} is empty; rerun `{made_by}`")
     return tokens
 
 
 def require_file(path: str, made_by: str) -> None:
     """Fail fast with a message naming the command that creates ``path``."""
-    if not path or not os.path.exists(path):
-        raise SystemExit(f"error: required file {path} is missing; create it with `{made_by}`")
+    if not path or not os.path.isfile(path):
+        raise UserError(f"required file {path} is missing; create it with `{made_by}`")
 
 
 def vocabulary_hash(tokens: Sequence[str]) -> str:

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import json
-import warnings
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +10,9 @@ import pytest
 import soundfile
 
 import ppasr.augment as augment
+from conftest import REPO
 from ppasr.augment import AugmentationPipeline, build_augmentation_pipeline
+from ppasr.errors import UserError
 
 REPO = Path(__file__).resolve().parents[1]
 TEST_WAV = REPO / "tests" / "resources" / "test.wav"
@@ -70,6 +72,25 @@ def test_speed_draws_from_discrete_rates_or_uniform(speech):
     assert seen_discrete <= allowed and len(seen_discrete) >= 2
     assert len(seen_uniform) > 3
     assert all(round(x.size / 1.1) <= n <= round(x.size / 0.9) for n in seen_uniform)
+
+
+def test_speed_entry_without_num_rates_is_ppasrs_continuous_rate(speech):
+    x, sr = speech
+    pipe = AugmentationPipeline([{"type": "speed", "params": {"min_speed_rate": 0.9, "max_speed_rate": 1.1},
+                                  "prob": 1.0}])
+    sizes = set()
+    for seed in range(12):
+        pipe.reseed(seed, 0, 0)
+        sizes.add(pipe.transform_audio(x, sr)[0].size)
+    assert len(sizes) > 3
+
+
+def test_shipped_config_keeps_ppasrs_probabilities():
+    entries = json.loads((REPO / "conf" / "augmentation.json").read_text(encoding="utf-8"))
+    probs = {e["type"]: e["prob"] for e in entries}
+    assert probs == {"noise": 0.5, "speed": 0.5, "shift": 0.5, "volume": 0.5, "specaug": 1.0}
+    speed = next(e for e in entries if e["type"] == "speed")["params"]
+    assert speed == {"min_speed_rate": 0.9, "max_speed_rate": 1.1}
 
 
 def test_volume_changes_rms_by_gain(speech):
@@ -193,18 +214,17 @@ def test_noise_cache_is_bounded(speech, tmp_path):
 
 
 @pytest.mark.parametrize("content", [None, ""])
-def test_missing_or_empty_noise_manifest_warns_and_skips(speech, tmp_path, content):
+def test_missing_or_empty_noise_manifest_warns_and_skips(speech, tmp_path, content, caplog):
     x, sr = speech
     manifest = tmp_path / "manifest.noise"
     if content is not None:
         manifest.write_text(content)
     config = [_entry("noise", min_snr_dB=10, max_snr_dB=20, noise_manifest_path=str(manifest)),
               _entry("volume", min_gain_dBFS=6, max_gain_dBFS=6)]
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
+    with caplog.at_level(logging.WARNING, logger="ppasr"):
         pipe = AugmentationPipeline(config)
-    assert len(caught) == 1 and "noise" in str(caught[0].message)
-    assert issubclass(caught[0].category, RuntimeWarning)
+    assert len(caplog.records) == 1 and "noise" in caplog.records[0].getMessage()
+    assert caplog.records[0].levelno == logging.WARNING
     assert [type(a) for _, a in pipe.audio_augmentors] == [augment.VolumePerturb]
     y, _ = pipe.transform_audio(x, sr)
     np.testing.assert_allclose(y, x * np.float32(10 ** 0.3), rtol=1e-6)
@@ -371,7 +391,7 @@ def test_bad_config_raises_value_error_naming_entry(config, message):
 def test_invalid_json_file_error_names_path(tmp_path):
     path = tmp_path / "broken.json"
     path.write_text('[{"type": "speed", }]')
-    with pytest.raises(ValueError, match=f"invalid JSON in augmentation config file {path}"):
+    with pytest.raises(UserError, match=f"invalid JSON in augmentation config file {path}"):
         build_augmentation_pipeline(str(path))
 
 
@@ -406,9 +426,7 @@ def test_none_config_is_identity(speech, make):
 def test_default_config_file_is_valid(speech, monkeypatch):
     x, sr = speech
     monkeypatch.chdir(REPO)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        pipe = build_augmentation_pipeline(REPO / "conf" / "augmentation.json")
+    pipe = build_augmentation_pipeline(REPO / "conf" / "augmentation.json")
     kinds = [type(a) for _, a in pipe.audio_augmentors]
     assert kinds[-3:] == [augment.SpeedPerturb, augment.ShiftPerturb, augment.VolumePerturb]
     assert [type(a) for _, a in pipe.feature_augmentors] == [augment.SpecAugment]
@@ -417,15 +435,16 @@ def test_default_config_file_is_valid(speech, monkeypatch):
     assert pipe.transform_feature(_feature()).shape == (161, 200)
 
 
-def test_unreadable_noise_clip_is_dropped_with_warning(speech, tmp_path):
+def test_unreadable_noise_clip_is_dropped_with_warning(speech, tmp_path, caplog):
     x, sr = speech
     bad = tmp_path / "bad.wav"
     bad.write_bytes(b"not audio at all")
     manifest = tmp_path / "bad.manifest"
     manifest.write_text(json.dumps({"audio_filepath": str(bad), "duration": 1.0, "text": ""}) + "\n")
     pipe = AugmentationPipeline([_entry("noise", min_snr_dB=10, max_snr_dB=20, noise_manifest_path=str(manifest))])
-    with pytest.warns(RuntimeWarning, match="bad.wav"):
+    with caplog.at_level(logging.WARNING, logger="ppasr"):
         out, out_sr = pipe.transform_audio(x, sr)
+    assert [r.levelno for r in caplog.records] == [logging.WARNING] and "bad.wav" in caplog.records[0].getMessage()
     assert out_sr == sr and np.array_equal(out, x)
     out, _ = pipe.transform_audio(x, sr)  # no second warning, no crash
     assert np.array_equal(out, x)

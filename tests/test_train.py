@@ -12,6 +12,7 @@ import numpy as np
 import paddle
 import pytest
 
+from ppasr.errors import UserError
 from conftest import REPO, TINY_MODEL, run_cli
 
 FAST = TINY_MODEL + ["--batch_size=8", "--num_workers=0", "--augment_conf_path=None", "--log_interval=1"]
@@ -167,7 +168,6 @@ def test_nan_loss_is_skipped_then_stops_when_persistent(workdir, monkeypatch, ca
 
     from ppasr import trainer
     from ppasr.cli import train_parser
-    from ppasr.errors import UserError
 
     monkeypatch.chdir(workdir)
     real = trainer.ctc_loss_per_utterance

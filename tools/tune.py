@@ -6,10 +6,15 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from ppasr.cli import tune_parser  # noqa: E402
 from ppasr.errors import run_main  # noqa: E402
-from ppasr.evaluation import run_tune  # noqa: E402
 from ppasr.utils import print_arguments  # noqa: E402
 
-if __name__ == "__main__":
+
+def main() -> None:
     args = tune_parser().parse_args()
+    from ppasr.evaluation import run_tune  # after the flags are valid: --help and flag errors need no paddle
     print_arguments(args)
-    run_main(lambda: run_tune(args))
+    run_tune(args)
+
+
+if __name__ == "__main__":
+    run_main(main)

@@ -7,7 +7,6 @@ first tag group (alphabetically) by default, so that is the chart the screenshot
 """
 from __future__ import annotations
 
-import argparse
 import contextlib
 import os
 import shutil
@@ -21,6 +20,11 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from ppasr.cli import vdl_screenshot_parser  # noqa: E402
+from ppasr.errors import UserError, run_main  # noqa: E402
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome")
 SERVE = "import sys; from visualdl.server.app import main; sys.exit(main())"
@@ -104,19 +108,13 @@ def screenshot(url: str, output: Path | str, width: int = 1400, height: int = 10
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--logdir", default="log", help="the folder train.py logs into (served by VisualDL)")
-    parser.add_argument("--output", default="docs/images/visualdl_scalar.png", help="PNG to write")
-    parser.add_argument("--page", default="/app/scalar", help="VisualDL page to render")
-    parser.add_argument("--width", type=int, default=1400)
-    parser.add_argument("--height", type=int, default=1000)
-    args = parser.parse_args(argv)
+    args = vdl_screenshot_parser().parse_args(argv)
     if not Path(args.logdir).is_dir():
-        raise SystemExit(f"error: {args.logdir} is not a folder; train first (python3 train.py)")
+        raise UserError(f"{args.logdir} is not a folder; train first (python3 train.py)")
     with visualdl_server(args.logdir) as url:
         path = screenshot(url + args.page, args.output, args.width, args.height)
     print(f"wrote {path}")
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)
