@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+from typing import BinaryIO
 
 import numpy as np
 import soundfile
@@ -13,9 +14,9 @@ class AudioError(Exception):
     """Audio that cannot be used: missing, unreadable, empty or truncated."""
 
 
-def audio_info(path: str) -> tuple[float, int, int]:
-    """Return (duration seconds, sample rate, channels) from the file header."""
-    if not os.path.isfile(path):
+def audio_info(path: str | BinaryIO) -> tuple[float, int, int]:
+    """Return (duration seconds, sample rate, channels) from the header of a file or an in-memory file."""
+    if isinstance(path, str) and not os.path.isfile(path):
         raise AudioError("audio file not found")
     try:
         info = soundfile.info(path)
@@ -51,9 +52,10 @@ def check_wav_complete(path: str) -> None:
             f.seek(size + (size & 1), os.SEEK_CUR)
 
 
-def read_audio(path: str, target_sample_rate: int | None = TARGET_SAMPLE_RATE) -> tuple[np.ndarray, int]:
-    """Read any soundfile format as float32 mono, resampled to ``target_sample_rate`` if given."""
-    if not os.path.isfile(path):
+def read_audio(path: str | BinaryIO, target_sample_rate: int | None = TARGET_SAMPLE_RATE) -> tuple[np.ndarray, int]:
+    """Read any soundfile format (a path or an in-memory file such as an upload) as float32 mono,
+    resampled to ``target_sample_rate`` if given."""
+    if isinstance(path, str) and not os.path.isfile(path):
         raise AudioError("audio file not found")
     try:
         samples, sample_rate = soundfile.read(path, dtype="float32", always_2d=True)

@@ -204,6 +204,16 @@ def _decoding(p: FlagParser, parallel: bool = True) -> None:
     _beam_search(p, parallel=parallel)
 
 
+def _prediction(p: FlagParser) -> None:
+    """Flags shared by infer_path.py and infer_server.py (PPASR gave both the same ones)."""
+    _add(p, "use_gpu", bool, True, "是否使用GPU预测 (falls back to CPU when paddle has no CUDA).")
+    _add(p, "to_an", bool, True, "是否转为阿拉伯数字 (Chinese numerals → Arabic digits).")
+    _decoding(p, parallel=False)
+    _add(p, "vocab_path", none_or_str, "dataset/vocabulary.txt",
+         "数据集的词汇表文件路径 (checked against the vocabulary exported with the model).")
+    _add(p, "model_dir", str, "models/deepspeech2/infer/", "导出的预测模型文件夹路径.")
+
+
 # ---- one parser per script ----------------------------------------------------------------------
 
 def create_data_parser() -> FlagParser:
@@ -295,12 +305,19 @@ def infer_parser() -> FlagParser:
     p = FlagParser(description="Transcribe one audio file with an exported model (PPASR infer_path.py).")
     _add(p, "wav_path", str, "./dataset/test.wav", "预测音频的路径.")
     _add(p, "is_long_audio", bool, False, "是否为长语音 (split on silence, decode parts, join).")
-    _add(p, "use_gpu", bool, True, "是否使用GPU预测 (falls back to CPU when paddle has no CUDA).")
-    _add(p, "to_an", bool, True, "是否转为阿拉伯数字 (Chinese numerals → Arabic digits).")
-    _decoding(p, parallel=False)
-    _add(p, "vocab_path", none_or_str, "dataset/vocabulary.txt",
-         "数据集的词汇表文件路径 (checked against the vocabulary exported with the model).")
-    _add(p, "model_dir", str, "models/deepspeech2/infer/", "导出的预测模型文件夹路径.")
+    _prediction(p)
+    return p
+
+
+def server_parser() -> FlagParser:
+    p = FlagParser(description="Speech recognition server: page, HTTP and WebSocket streaming "
+                                            "(PPASR infer_server.py).")
+    _add(p, "host", str, "0.0.0.0", "监听主机的IP地址.")
+    _add(p, "port", integer(1), 5000, "服务所使用的端口号.")
+    _prediction(p)
+    _add(p, "max_upload_mb", real(0.0, low_open=True), 32, "上传音频的最大大小 (MB); larger uploads get HTTP 413.")
+    _add(p, "max_audio_seconds", real(0.0, low_open=True), 600, "一条音频的最大时长 (s): per upload and per streamed utterance.")
+    _add(p, "max_streams", integer(1), 32, "同时打开的WebSocket流的最大数量; more are refused with code 5.")
     return p
 
 

@@ -64,6 +64,33 @@ def greedy_decode(probs: np.ndarray, lengths: np.ndarray, vocabulary: list[str])
     return ["".join(tokens[best[i][keep[i]]]) for i in range(batch)]
 
 
+class IncrementalGreedyDecoder:
+    """Best-path text of a stream of probability frames, extended chunk by chunk.
+
+    A server's partial results: each chunk costs only its own frames, and after any split of the
+    frames the text equals :func:`greedy_decode` of them all (repeats collapse across chunks).
+    """
+
+    def __init__(self, vocabulary: list[str]) -> None:
+        self._tokens = np.asarray(vocabulary, dtype=object)
+        self._previous = -1
+        self._pieces: list[str] = []
+
+    def extend(self, probs: np.ndarray) -> str:
+        """Add ``[t, V]`` frames; return the text so far."""
+        if probs.shape[0]:
+            best = probs.argmax(axis=1)
+            previous = np.concatenate([[self._previous], best[:-1]])
+            keep = (best != previous) & (best != BLANK_INDEX)
+            self._pieces.append("".join(self._tokens[best[keep]]))
+            self._previous = int(best[-1])
+        return self.text
+
+    @property
+    def text(self) -> str:
+        return "".join(self._pieces)
+
+
 def greedy_score(probs: np.ndarray) -> float:
     """PPASR's confidence of a greedy result (0-100): mean probability of the best path's
     non-blank frames x 100."""

@@ -1,4 +1,4 @@
-"""Shared test fixtures: the reference clip, a repo-root path and a CLI runner."""
+"""Shared test fixtures: the reference clip, a repo-root path, a CLI runner and trained/exported models."""
 from __future__ import annotations
 
 import os
@@ -72,4 +72,28 @@ def trained_corpus(prepared_corpus, tmp_path_factory) -> Path:
     shutil.copytree(prepared_corpus, root, symlinks=True)
     run_cli("train.py", *TINY_MODEL, "--batch_size=8", "--num_workers=0", "--num_epoch=2",
             "--augment_conf_path=None", "--learning_rate=5e-3", cwd=root)
+    return root
+
+
+@pytest.fixture(scope="session")
+def exported_corpus(prepared_corpus, tmp_path_factory) -> Path:
+    """The tiny corpus with a seeded random-weight tiny model exported by export_model.py to
+    models/deepspeech2/infer/. Its greedy output is varied non-blank text, which tests of what
+    carries text need (2 epochs of training leave the tiny model emitting blanks only)."""
+    import shutil
+
+    import paddle
+
+    from ppasr.features import FeatureNormalizer
+    from ppasr.model import DeepSpeech2Model
+    from ppasr.utils import read_vocabulary
+
+    root = tmp_path_factory.mktemp("exported") / "work"
+    shutil.copytree(prepared_corpus, root, symlinks=True)
+    paddle.seed(5)
+    dim = FeatureNormalizer(str(root / "dataset/mean_std.npz")).feature_config.dim
+    model = DeepSpeech2Model(dim, len(read_vocabulary(str(root / "dataset/vocabulary.txt"))), 8, 1, 32)
+    (root / "models/random/epoch_1").mkdir(parents=True)
+    paddle.save(model.state_dict(), str(root / "models/random/epoch_1/model.pdparams"))
+    run_cli("export_model.py", *TINY_MODEL, "--resume_model=models/random/epoch_1", cwd=root)
     return root

@@ -1,0 +1,44 @@
+"""The recognition page in a real browser: headless Chromium records a synthesised clip from a fake
+microphone, shows partial text while it plays and the final text after stop, plays the recording
+back, and recognises an uploaded file."""
+from __future__ import annotations
+
+import io
+import os
+import sys
+
+import pytest
+import soundfile
+from PIL import Image
+
+from conftest import REPO
+from test_server import LIMITS, clips, post_audio
+
+sys.path.insert(0, str(REPO / "tools"))
+from server_screenshot import chromium_page, find_chromium, microphone_file, record, running_server, upload  # noqa: E402
+
+pytestmark = pytest.mark.skipif(find_chromium() is None and not os.environ.get("CI"),
+                                reason="needs Chromium (CI installs it)")
+
+
+def test_page_records_streams_plays_back_and_uploads(exported_corpus, tmp_path):
+    clip = clips(exported_corpus, 1)[0]
+    microphone, seconds = microphone_file(clip, tmp_path)
+    with running_server(*LIMITS, cwd=exported_corpus) as (url, _, _):
+        with chromium_page(url, microphone) as page:
+            recording = record(page, seconds + 0.5)
+            uploaded = upload(page, clip)
+            screenshot = page.screenshot(tmp_path / "page.png")
+        assert recording.partials_before_stop > 0 and recording.partial_text_before_stop
+        assert recording.final_text
+        # the page's recording: 16 kHz mono WAV, as long as the microphone played (±0.6 s)
+        samples, sample_rate = soundfile.read(io.BytesIO(recording.recorded_wav), dtype="int16")
+        assert sample_rate == 16000 and samples.ndim == 1
+        assert abs(len(samples) / sample_rate - seconds) < 0.6
+        # what the page streamed is what the server recognises in the page's own recording
+        status, answer = post_audio(url + "/recognition", recording.recorded_wav)
+        assert status == 200 and answer["result"] == recording.final_text
+        _, expected = post_audio(url + "/recognition", clip.read_bytes())
+        assert uploaded == expected["result"]
+    image = Image.open(screenshot).convert("L")
+    assert image.size[0] >= 800 and len(image.getcolors(1 << 16)) > 20  # a rendered page, not a blank one
