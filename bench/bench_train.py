@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_create_data import DEFAULT_CORPUS_DIR, available_cores, create_data_command, ensure_corpus  # noqa: E402
 from ppasr import USER_OMP_NUM_THREADS  # noqa: E402
 from ppasr.augment import build_augmentation_pipeline  # noqa: E402
-from ppasr.dataset import ManifestDataset, SortaGradBatchSampler, collate  # noqa: E402
+from ppasr.dataset import ManifestDataset, SortaGradBatchSampler, build_loader  # noqa: E402
 from ppasr.features import FEATURE_METHODS, FeatureNormalizer  # noqa: E402
 from ppasr.model import DeepSpeech2Model  # noqa: E402
 from ppasr.trainer import batch_loss, update  # noqa: E402
@@ -169,8 +169,7 @@ class FirstBatches(SortaGradBatchSampler):
 def make_loader(dataset: ManifestDataset, batch_size: int, workers: int, limit: int) -> paddle.io.DataLoader:
     """The training DataLoader as trainer.py builds it, over the first ``limit`` batches."""
     dataset.set_epoch(SEED, EPOCH)
-    return paddle.io.DataLoader(dataset, batch_sampler=FirstBatches(dataset, batch_size, limit),
-                                collate_fn=collate, num_workers=workers, worker_init_fn=dataset.worker_init)
+    return build_loader(dataset, FirstBatches(dataset, batch_size, limit), workers)
 
 
 def loader_rate(dataset: ManifestDataset, batch_size: int, workers: int, warmup: int, batches: int) -> dict:

@@ -165,10 +165,12 @@ def _feature(p: FlagParser, default) -> None:
 
 
 def _model_size(p: argparse.ArgumentParser) -> None:
+    """Model flags; sizes default to the checkpoint's recorded config, else PPASR's 32 / 3 / 1024."""
     _add(p, "use_model", str, "deepspeech2", "所使用的模型.", choices=["deepspeech2"])
-    _add(p, "cnn_size", int, 32, "卷积层通道数 (channels of both conv layers).")
-    _add(p, "num_rnn_layers", int, 3, "GRU层数.")
-    _add(p, "rnn_size", int, 1024, "GRU隐藏层大小.")
+    from_checkpoint = "None = 模型文件夹 state.json 中记录的值 (from the checkpoint), 否则 (else)"
+    _add(p, "cnn_size", int, None, f"卷积层通道数 (channels of both conv layers); {from_checkpoint} 32.")
+    _add(p, "num_rnn_layers", int, None, f"GRU层数; {from_checkpoint} 3.")
+    _add(p, "rnn_size", int, None, f"GRU隐藏层大小; {from_checkpoint} 1024.")
 
 
 def _sized_model(p: FlagParser) -> None:

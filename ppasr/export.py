@@ -7,10 +7,10 @@ import shutil
 
 import paddle
 
-from ppasr.checkpoint import check_compatible, load_weights, read_state
 from ppasr.features import FeatureNormalizer
-from ppasr.model import DeepSpeech2Model, InferenceModel
-from ppasr.utils import read_vocabulary, require_file, vocabulary_hash
+from ppasr.model import InferenceModel
+from ppasr.model_config import load_trained_model
+from ppasr.utils import read_vocabulary, require_file
 
 MODEL_PREFIX = "inference"
 CONFIG_FILE = "model_config.json"
@@ -25,15 +25,14 @@ def export_model(args) -> str:
     vocabulary = read_vocabulary(args.dataset_vocab)
     normalizer = FeatureNormalizer(args.mean_std_path)
     config = normalizer.feature_config
-    check_compatible(read_state(args.resume_model), vocabulary_hash(vocabulary), config.to_json(), args.resume_model)
-    model = DeepSpeech2Model(config.dim, len(vocabulary), args.cnn_size, args.num_rnn_layers, args.rnn_size)
-    load_weights(args.resume_model, model)
+    model_config, model = load_trained_model(args, vocabulary, config)
     wrapped = InferenceModel(model, normalizer.mean, normalizer.std)
     wrapped.eval()
     # PPASR's streaming signature: the GRU state goes in and comes out, so a stream can carry it.
     specs = [paddle.static.InputSpec([None, config.dim, None], "float32", "audio"),
              paddle.static.InputSpec([None], "int64", "audio_len"),
-             paddle.static.InputSpec([args.num_rnn_layers, None, args.rnn_size], "float32", "init_state_h_box")]
+             paddle.static.InputSpec([model_config.num_rnn_layers, None, model_config.rnn_size], "float32",
+                                     "init_state_h_box")]
     static = paddle.jit.to_static(wrapped, input_spec=specs, full_graph=True)
     out_dir = os.path.join(args.save_model, args.use_model, "infer")
     os.makedirs(out_dir, exist_ok=True)
@@ -41,7 +40,7 @@ def export_model(args) -> str:
     shutil.copyfile(args.dataset_vocab, os.path.join(out_dir, VOCAB_FILE))
     with open(os.path.join(out_dir, CONFIG_FILE), "w", encoding="utf-8") as f:
         json.dump({"use_model": args.use_model, "feature_config": json.loads(config.to_json()),
-                   "vocab_size": len(vocabulary), "cnn_size": args.cnn_size,
-                   "num_rnn_layers": args.num_rnn_layers, "rnn_size": args.rnn_size,
+                   "vocab_size": len(vocabulary), "cnn_size": model_config.cnn_size,
+                   "num_rnn_layers": model_config.num_rnn_layers, "rnn_size": model_config.rnn_size,
                    "source": os.path.abspath(args.resume_model)}, f, ensure_ascii=False, indent=2)
     return out_dir

@@ -38,9 +38,8 @@ echo "== 4/5 tools/build_lm.py (character 4-gram from the training transcripts o
 python3 "$REPO/tools/build_lm.py" --manifest dataset/manifest.train --output lm/demo.arpa
 
 echo "== 5/5 eval.py =="
-MODEL=(--resume_model="models/deepspeech2/epoch_$EPOCHS/" --cnn_size=16 --num_rnn_layers=2 --rnn_size=256
-       --num_workers=1 --result_path=eval_greedy.jsonl)
-python3 "$REPO/eval.py" "${MODEL[@]}" --decoder=ctc_greedy | tee eval_greedy.log
+MODEL=(--resume_model="models/deepspeech2/epoch_$EPOCHS/" --num_workers=1)  # sizes come from the checkpoint
+python3 "$REPO/eval.py" "${MODEL[@]}" --decoder=ctc_greedy --result_path=eval_greedy.jsonl | tee eval_greedy.log
 python3 "$REPO/eval.py" "${MODEL[@]}" --decoder=ctc_beam_search --lang_model_path=lm/demo.arpa --alpha=1.1513 --beta=1.5 \
     --num_proc_bsearch=2 --result_path=eval_lm.jsonl | tee eval_lm.log
 
