@@ -147,7 +147,9 @@ def build_run(args: argparse.Namespace, data: Data, world_size: int, rank: int, 
     config = resolve_model_config(args, data.vocabulary, data.feature_config, source, strict=bool(args.resume_model))
     paddle.seed(args.seed)
     model = config.build()
-    scheduler = paddle.optimizer.lr.ExponentialDecay(learning_rate=args.learning_rate, gamma=args.lr_gamma)
+    # learning_rate × lr_gamma^epoch, as paddle's ExponentialDecay, which refuses gamma = 1 (no decay)
+    scheduler = paddle.optimizer.lr.LambdaDecay(learning_rate=args.learning_rate,
+                                                lr_lambda=lambda epoch: args.lr_gamma ** epoch)
     optimizer = paddle.optimizer.Adam(learning_rate=scheduler, parameters=model.parameters(),
                                       weight_decay=paddle.regularizer.L2Decay(L2_DECAY),
                                       grad_clip=paddle.nn.ClipGradByGlobalNorm(CLIP_GLOBAL_NORM))

@@ -34,6 +34,7 @@ FLAG_CASES = [
     ("train.py", ["--batch_size", "-4"], "argument --batch_size: must be >= 1, got -4"),
     ("train.py", ["--num_epoch=0"], "argument --num_epoch: must be >= 1, got 0"),
     ("train.py", ["--learning_rate=nan"], "argument --learning_rate: must be a finite number > 0, got nan"),
+    ("train.py", ["--lr_gamma=1.5"], "argument --lr_gamma: must be a finite number > 0 and <= 1, got 1.5"),
     ("train.py", ["--log_interval=0"], "argument --log_interval: must be >= 1, got 0"),
     ("train.py", ["--batch_size=eight"], "argument --batch_size: expected an integer >= 1, got 'eight'"),
     ("train.py", ["--min_duration=5", "--max_duration=2"], "--min_duration (5) must be less than --max_duration (2)"),
