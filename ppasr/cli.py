@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 
+from ppasr.backend import BACKENDS
 from ppasr.features import FEATURE_METHODS
 from ppasr.text import TEXT_MODES
 from ppasr.utils import none_or_str, str2bool
@@ -44,6 +45,12 @@ def _decoding(p: argparse.ArgumentParser, alpha=1.2, beta=0.35, beam_size=10, cu
     _add(p, "cutoff_top_n", int, 40, "剪枝的最大值.")
     _add(p, "lang_model_path", none_or_str, "lm/zh_giga.no_cna_cmn.prune01244.klm",
          "语言模型文件路径 (KenLM ARPA or binary); None = beam search without LM.")
+
+
+def _backend(p: argparse.ArgumentParser) -> None:
+    _add(p, "backend", none_or_str, None, "推理后端 onnxruntime|paddle; None = onnxruntime on CPU, paddle when "
+         "--use_gpu finds CUDA.", choices=[None, *BACKENDS])
+    _add(p, "num_threads", int, 0, "CPU推理线程数; 0 = the cores this process may use (OMP_NUM_THREADS if set).")
 
 
 def create_data_parser() -> argparse.ArgumentParser:
@@ -146,4 +153,5 @@ def infer_parser() -> argparse.ArgumentParser:
     _decoding(p, alpha=2.2, beta=4.3, beam_size=300, cutoff_prob=0.99, decoder="ctc_beam_search")
     _add(p, "use_model", str, "deepspeech2", "所使用的模型.", choices=["deepspeech2"])
     _add(p, "model_dir", str, "models/{}/infer/", "导出的预测模型文件夹路径.")
+    _backend(p)
     return p

@@ -5,8 +5,10 @@ import json
 import os
 import shutil
 
+import numpy as np
 import paddle
 
+from ppasr.backend import convert_to_onnx
 from ppasr.checkpoint import check_compatible, load_weights, read_state
 from ppasr.features import FeatureNormalizer
 from ppasr.model import DeepSpeech2Model, InferenceModel
@@ -36,6 +38,7 @@ def export_model(args) -> str:
     out_dir = os.path.join(args.save_model, args.use_model, "infer")
     os.makedirs(out_dir, exist_ok=True)
     paddle.jit.save(static, os.path.join(out_dir, MODEL_PREFIX))
+    convert_to_onnx(out_dir, MODEL_PREFIX, sample_inputs(normalizer))
     shutil.copyfile(args.dataset_vocab, os.path.join(out_dir, VOCAB_FILE))
     with open(os.path.join(out_dir, CONFIG_FILE), "w", encoding="utf-8") as f:
         json.dump({"use_model": args.use_model, "feature_config": json.loads(config.to_json()),
@@ -43,3 +46,11 @@ def export_model(args) -> str:
                    "num_rnn_layers": args.num_rnn_layers, "rnn_size": args.rnn_size,
                    "source": os.path.abspath(args.resume_model)}, f, ensure_ascii=False, indent=2)
     return out_dir
+
+
+def sample_inputs(normalizer: FeatureNormalizer, frames: int = 200) -> list[np.ndarray]:
+    """Random features at the data's scale: the check that the .onnx computes what paddle computes."""
+    rng = np.random.default_rng(0)
+    dim = normalizer.mean.shape[0]
+    audio = normalizer.mean.reshape(1, dim, 1) + normalizer.std.reshape(1, dim, 1) * rng.standard_normal((1, dim, frames))
+    return [audio.astype(np.float32), np.array([frames], dtype=np.int64)]

@@ -6,9 +6,9 @@ import os
 import time
 
 import numpy as np
-import paddle
 
 from ppasr.audio import read_audio
+from ppasr.backend import load_backend
 from ppasr.export import CONFIG_FILE, MODEL_PREFIX, VOCAB_FILE
 from ppasr.features import AudioFeaturizer, FeatureConfig
 from ppasr.utils import read_vocabulary
@@ -16,9 +16,9 @@ from ppasr.vad import split_on_silence
 
 
 class Predictor:
-    """An exported model plus its featurizer and vocabulary."""
+    """An exported model (on an inference backend) plus its featurizer and vocabulary."""
 
-    def __init__(self, model_dir: str, use_gpu: bool = False):
+    def __init__(self, model_dir: str, use_gpu: bool = False, backend: str | None = None, num_threads: int = 0):
         if not os.path.exists(os.path.join(model_dir, CONFIG_FILE)):
             raise SystemExit(f"error: no exported model in {model_dir}; create it with `python3 export_model.py`")
         with open(os.path.join(model_dir, CONFIG_FILE), "r", encoding="utf-8") as f:
@@ -29,17 +29,13 @@ class Predictor:
                              f"outputs {self.config['vocab_size']}; export the model again")
         self.feature_config = FeatureConfig(**self.config["feature_config"])
         self.featurizer = AudioFeaturizer(self.feature_config)
-        paddle.set_device("gpu" if use_gpu and paddle.is_compiled_with_cuda() else "cpu")
-        self.model = paddle.jit.load(os.path.join(model_dir, MODEL_PREFIX))
-        self.model.eval()
+        self.backend = load_backend(model_dir, MODEL_PREFIX, backend, use_gpu, num_threads)
 
     def probabilities(self, samples: np.ndarray, sample_rate: int) -> np.ndarray:
         """Per-frame softmax [T', V] for one clip at the model's sample rate."""
         feature = self.featurizer.featurize(samples, sample_rate)
-        audio = paddle.to_tensor(feature[None])
-        audio_len = paddle.to_tensor(np.array([feature.shape[1]], dtype=np.int64))
-        probs, out_len, _ = self.model(audio, audio_len)
-        return probs.numpy()[0, :int(out_len.numpy()[0])]
+        probs, out_len, _ = self.backend(feature[None].astype(np.float32), np.array([feature.shape[1]], dtype=np.int64))
+        return probs[0, :int(out_len[0])]
 
 
 def transcribe(predictor: Predictor, path: str, decode, long_audio: bool = False) -> tuple[str, float]:
@@ -66,7 +62,7 @@ def infer_path(args) -> None:
     from ppasr.evaluation import build_decoder
 
     model_dir = args.model_dir.format(args.use_model) if "{}" in args.model_dir else args.model_dir
-    predictor = Predictor(model_dir, args.use_gpu)
+    predictor = Predictor(model_dir, args.use_gpu, args.backend, args.num_threads)
     if not os.path.exists(args.wav_path):
         raise SystemExit(f"error: audio file {args.wav_path} not found")
     decoder = build_decoder(args, predictor.vocabulary, num_processes=1)
