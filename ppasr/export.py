@@ -30,15 +30,8 @@ def export_model(args) -> str:
     check_compatible(read_state(args.resume_model), vocabulary_hash(vocabulary), config.to_json(), args.resume_model)
     model = DeepSpeech2Model(config.dim, len(vocabulary), args.cnn_size, args.num_rnn_layers, args.rnn_size)
     load_weights(args.resume_model, model)
-    wrapped = InferenceModel(model, normalizer.mean, normalizer.std)
-    wrapped.eval()
-    specs = [paddle.static.InputSpec([None, config.dim, None], "float32", "audio"),
-             paddle.static.InputSpec([None], "int64", "audio_len")]
-    static = paddle.jit.to_static(wrapped, input_spec=specs, full_graph=True)
     out_dir = os.path.join(args.save_model, args.use_model, "infer")
-    os.makedirs(out_dir, exist_ok=True)
-    paddle.jit.save(static, os.path.join(out_dir, MODEL_PREFIX))
-    convert_to_onnx(out_dir, MODEL_PREFIX, sample_inputs(normalizer))
+    save_inference_model(model, normalizer.mean, normalizer.std, out_dir)
     shutil.copyfile(args.dataset_vocab, os.path.join(out_dir, VOCAB_FILE))
     with open(os.path.join(out_dir, CONFIG_FILE), "w", encoding="utf-8") as f:
         json.dump({"use_model": args.use_model, "feature_config": json.loads(config.to_json()),
@@ -48,9 +41,22 @@ def export_model(args) -> str:
     return out_dir
 
 
-def sample_inputs(normalizer: FeatureNormalizer, frames: int = 200) -> list[np.ndarray]:
+def save_inference_model(model: DeepSpeech2Model, mean: np.ndarray, std: np.ndarray, out_dir: str) -> None:
+    """The static program with normalisation and softmax inside, and its ONNX conversion beside it."""
+    wrapped = InferenceModel(model, mean, std)
+    wrapped.eval()
+    dim = mean.shape[0]
+    specs = [paddle.static.InputSpec([None, dim, None], "float32", "audio"),
+             paddle.static.InputSpec([None], "int64", "audio_len")]
+    static = paddle.jit.to_static(wrapped, input_spec=specs, full_graph=True)
+    os.makedirs(out_dir, exist_ok=True)
+    paddle.jit.save(static, os.path.join(out_dir, MODEL_PREFIX))
+    convert_to_onnx(out_dir, MODEL_PREFIX, sample_inputs(mean, std))
+
+
+def sample_inputs(mean: np.ndarray, std: np.ndarray, frames: int = 200) -> list[np.ndarray]:
     """Random features at the data's scale: the check that the .onnx computes what paddle computes."""
     rng = np.random.default_rng(0)
-    dim = normalizer.mean.shape[0]
-    audio = normalizer.mean.reshape(1, dim, 1) + normalizer.std.reshape(1, dim, 1) * rng.standard_normal((1, dim, frames))
+    dim = mean.shape[0]
+    audio = mean.reshape(1, dim, 1) + std.reshape(1, dim, 1) * rng.standard_normal((1, dim, frames))
     return [audio.astype(np.float32), np.array([frames], dtype=np.int64)]
