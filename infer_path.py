@@ -1,5 +1,6 @@
 """Transcribe one audio file with an exported model (PPASR infer_path.py)."""
 from ppasr.cli import infer_parser
+from ppasr.errors import run_main
 from ppasr.infer import infer_path
 from ppasr.logger import setup_logging
 from ppasr.utils import print_arguments
@@ -8,4 +9,4 @@ if __name__ == "__main__":
     args = infer_parser().parse_args()
     print_arguments(args)
     setup_logging()
-    infer_path(args)
+    run_main(lambda: infer_path(args))

@@ -83,16 +83,21 @@ def rms_db(samples: np.ndarray) -> float:
     return float(10 * np.log10(mean_square)) if mean_square > 0 else -np.inf
 
 
+def normalize_gain(samples: np.ndarray, target_db: float = -20.0, max_gain_db: float = 300.0) -> float:
+    """Linear factor that brings ``samples`` to ``target_db`` dBFS RMS (1 for digital silence)."""
+    level = rms_db(samples)
+    if not np.isfinite(level):
+        return 1.0
+    return float(10.0 ** (min(max_gain_db, target_db - level) / 20.0))
+
+
 def normalize_db(samples: np.ndarray, target_db: float = -20.0, max_gain_db: float = 300.0) -> np.ndarray:
     """Scale to ``target_db`` dBFS RMS, as PPASR's ``AudioSegment.normalize``.
 
     Digital silence cannot be normalised and is returned unchanged.
     """
-    level = rms_db(samples)
-    if not np.isfinite(level):
-        return samples
-    gain = min(max_gain_db, target_db - level)
-    return samples * np.float32(10.0 ** (gain / 20.0))
+    gain = normalize_gain(samples, target_db, max_gain_db)
+    return samples if gain == 1.0 else samples * np.float32(gain)
 
 
 def _short(error: Exception) -> str:

@@ -34,14 +34,14 @@ def _model_size(p: argparse.ArgumentParser) -> None:
     _add(p, "rnn_size", int, 1024, "GRU隐藏层大小.")
 
 
-def _decoding(p: argparse.ArgumentParser, alpha=1.2, beta=0.35, beam_size=10, cutoff_prob=1.0,
-              decoder="ctc_greedy") -> None:
-    _add(p, "decoder", str, decoder, "结果解码方法.", choices=["ctc_beam_search", "ctc_greedy"])
-    _add(p, "alpha", float, alpha, "集束搜索的LM系数 (LM weight).")
-    _add(p, "beta", float, beta, "集束搜索的WC系数 (insertion bonus).")
-    _add(p, "beam_size", int, beam_size, "集束搜索的大小，范围:[5, 500].")
-    _add(p, "num_proc_bsearch", int, 8, "集束搜索方法使用CPU数量.")
-    _add(p, "cutoff_prob", float, cutoff_prob, "剪枝的概率.")
+def _decoding(p: argparse.ArgumentParser, parallel: bool = True) -> None:
+    _add(p, "decoder", str, "ctc_greedy", "结果解码方法.", choices=["ctc_beam_search", "ctc_greedy"])
+    _add(p, "alpha", float, 1.2, "集束搜索的LM系数 (weight of log10 P_LM, PPASR's units).")
+    _add(p, "beta", float, 0.35, "集束搜索的WC系数 (bonus per LM token: character, or word for English).")
+    _add(p, "beam_size", int, 10, "集束搜索的大小，范围:[5, 500].")
+    if parallel:
+        _add(p, "num_proc_bsearch", int, 8, "集束搜索方法使用CPU数量.")
+    _add(p, "cutoff_prob", float, 1.0, "剪枝的概率.")
     _add(p, "cutoff_top_n", int, 40, "剪枝的最大值.")
     _add(p, "lang_model_path", none_or_str, "lm/zh_giga.no_cna_cmn.prune01244.klm",
          "语言模型文件路径 (KenLM ARPA or binary); None = beam search without LM.")
@@ -150,8 +150,10 @@ def infer_parser() -> argparse.ArgumentParser:
     _add(p, "wav_path", str, "./dataset/test.wav", "预测音频的路径.")
     _add(p, "is_long_audio", bool, False, "是否为长语音 (split on silence, decode parts, join).")
     _add(p, "use_gpu", bool, True, "是否使用GPU预测 (falls back to CPU when paddle has no CUDA).")
-    _decoding(p, alpha=2.2, beta=4.3, beam_size=300, cutoff_prob=0.99, decoder="ctc_beam_search")
-    _add(p, "use_model", str, "deepspeech2", "所使用的模型.", choices=["deepspeech2"])
-    _add(p, "model_dir", str, "models/{}/infer/", "导出的预测模型文件夹路径.")
+    _add(p, "to_an", bool, True, "是否转为阿拉伯数字 (Chinese numerals → Arabic digits).")
+    _decoding(p, parallel=False)
+    _add(p, "vocab_path", none_or_str, "dataset/vocabulary.txt",
+         "数据集的词汇表文件路径 (checked against the vocabulary exported with the model).")
+    _add(p, "model_dir", str, "models/deepspeech2/infer/", "导出的预测模型文件夹路径.")
     _backend(p)
     return p

@@ -58,6 +58,13 @@ def greedy_decode(probs: np.ndarray, lengths: np.ndarray, vocabulary: list[str])
     return ["".join(tokens[best[i][keep[i]]]) for i in range(batch)]
 
 
+def greedy_score(probs: np.ndarray) -> float:
+    """PPASR's confidence of a greedy result (0-100): mean probability of the best path's
+    non-blank frames x 100."""
+    best = probs.max(axis=1)[probs.argmax(axis=1) != BLANK_INDEX]
+    return float(best.mean() * 100.0) if best.shape[0] else 0.0
+
+
 def detect_lm_token(vocabulary: list[str]) -> str:
     """``"word"`` when the vocabulary has a space token (English), else ``"char"``."""
     return "word" if " " in vocabulary else "char"
@@ -354,8 +361,9 @@ class PrefixBeamSearch:
         # skip queries for candidates which cannot enter the beam.
         self._lm_bonus = max(config.beta, 0.0)
 
-    def search(self, frames: PrunedFrames) -> tuple[str, float]:
-        """Best transcript of one utterance and its fused log score (natural log)."""
+    def search(self, frames: PrunedFrames) -> tuple[str, float, float]:
+        """Best transcript of one utterance, its fused score and its CTC log-probability (the
+        prefix's CTC part, PPASR's ``approx_ctc``)."""
         vocabulary = self.config.vocabulary
         vocab_size = len(vocabulary)
         trie = _PrefixTrie(vocabulary, self._model, self.config, self._lm_words)
@@ -384,11 +392,11 @@ class PrefixBeamSearch:
             dense[tokens] = _NEG_INF
             column[ext_tokens] = -1
 
-        finals = np.logaddexp(beam.log_pb, beam.log_pnb) + np.array(
-            [trie.final_score(node) for node in beam.nodes.tolist()])
+        ctc = np.logaddexp(beam.log_pb, beam.log_pnb)
+        finals = ctc + np.array([trie.final_score(node) for node in beam.nodes.tolist()])
         best = int(np.argmax(finals))
         text = "".join(vocabulary[label] for label in trie.labels(int(beam.nodes[best])))
-        return text, float(finals[best])
+        return text, float(finals[best]), float(ctc[best])
 
     def _select(self, trie: _PrefixTrie, beam: _Beam, ext_tokens: np.ndarray, ext: np.ndarray,
                 stay_pb: np.ndarray, stay_pnb: np.ndarray) -> _Beam:
@@ -486,7 +494,7 @@ def _worker_init(config: SearchConfig) -> None:
     _WORKER_SEARCH = PrefixBeamSearch(config)
 
 
-def _worker_search(frames: PrunedFrames) -> tuple[str, float]:
+def _worker_search(frames: PrunedFrames) -> tuple[str, float, float]:
     assert _WORKER_SEARCH is not None, "worker was not initialised"
     return _WORKER_SEARCH.search(frames)
 
@@ -517,8 +525,12 @@ class BeamSearchDecoder:
 
     def decode(self, probs: np.ndarray) -> tuple[str, float]:
         """Decode one utterance's ``[T, V]`` probabilities (all frames valid)."""
+        return self.decode_hypothesis(probs)[:2]
+
+    def decode_hypothesis(self, probs: np.ndarray) -> tuple[str, float, float]:
+        """``(transcript, fused score, CTC log-probability)`` of one utterance's ``[T, V]``."""
         probs = np.asarray(probs)
-        return self.decode_batch_with_scores(probs[None], np.array([probs.shape[0]]))[0]
+        return self._hypotheses(probs[None], np.array([probs.shape[0]]))[0]
 
     def decode_batch(self, probs: np.ndarray, lengths: np.ndarray) -> list[str]:
         """Best transcript of every utterance of a ``[B, T, V]`` batch."""
@@ -527,6 +539,9 @@ class BeamSearchDecoder:
     def decode_batch_with_scores(self, probs: np.ndarray,
                                  lengths: np.ndarray) -> list[tuple[str, float]]:
         """Best ``(transcript, fused log score)`` of every utterance of a batch."""
+        return [(text, score) for text, score, _ in self._hypotheses(probs, lengths)]
+
+    def _hypotheses(self, probs: np.ndarray, lengths: np.ndarray) -> list[tuple[str, float, float]]:
         probs, lengths = _check_batch(probs, lengths)
         if probs.shape[2] != len(self.config.vocabulary):
             raise ValueError(f"probs have {probs.shape[2]} classes, "

@@ -14,7 +14,7 @@ from tqdm import tqdm
 
 from ppasr.checkpoint import check_compatible, check_model_dir, load_weights, read_state
 from ppasr.dataset import ManifestDataset, SortaGradBatchSampler, collate, is_placeholder
-from ppasr.decoder import BeamSearchDecoder, greedy_decode, load_language_model
+from ppasr.decoder import BeamSearchDecoder, greedy_decode, greedy_score, load_language_model
 from ppasr.features import FeatureNormalizer
 from ppasr.model import DeepSpeech2Model
 from ppasr.metrics import char_errors
@@ -94,15 +94,16 @@ class TextDecoder:
         return self.beam_search.decode_batch(probs, lengths)
 
     def __call__(self, probs: np.ndarray) -> tuple[str, float]:
-        """Text and score of one utterance's [T, V] probabilities.
+        """Text and PPASR's score of one utterance's [T, V] probabilities.
 
-        Greedy's score is the mean log-probability of the best path's frames; beam search's
-        is its fused log score.
+        Greedy: confidence 0-100 (:func:`greedy_score`); beam search: minus the result's CTC
+        log-probability (PPASR's ``-approx_ctc``, smaller is more confident).
         """
         if self.beam_search is None:
             text = greedy_decode(probs[None], np.array([probs.shape[0]]), self.vocabulary)[0]
-            return text, float(np.mean(np.log(probs.max(axis=1) + 1e-30)))
-        return self.beam_search.decode(probs)
+            return text, greedy_score(probs)
+        text, _, ctc_log_prob = self.beam_search.decode_hypothesis(probs)
+        return text, -ctc_log_prob
 
     def close(self) -> None:
         if self.beam_search is not None:

@@ -45,18 +45,23 @@ def save_inference_model(model: DeepSpeech2Model, mean: np.ndarray, std: np.ndar
     """The static program with normalisation and softmax inside, and its ONNX conversion beside it."""
     wrapped = InferenceModel(model, mean, std)
     wrapped.eval()
-    dim = mean.shape[0]
+    dim, layers, hidden = mean.shape[0], model.rnn.num_rnn_layers, model.rnn.rnn[0].hidden_size
+    # PPASR's streaming signature: the GRU state goes in and comes out, so a stream can carry it.
     specs = [paddle.static.InputSpec([None, dim, None], "float32", "audio"),
-             paddle.static.InputSpec([None], "int64", "audio_len")]
+             paddle.static.InputSpec([None], "int64", "audio_len"),
+             paddle.static.InputSpec([layers, None, hidden], "float32", "init_state_h_box")]
     static = paddle.jit.to_static(wrapped, input_spec=specs, full_graph=True)
     os.makedirs(out_dir, exist_ok=True)
     paddle.jit.save(static, os.path.join(out_dir, MODEL_PREFIX))
-    convert_to_onnx(out_dir, MODEL_PREFIX, sample_inputs(mean, std))
+    convert_to_onnx(out_dir, MODEL_PREFIX, sample_inputs(mean, std, (layers, 1, hidden)))
 
 
-def sample_inputs(mean: np.ndarray, std: np.ndarray, frames: int = 200) -> list[np.ndarray]:
-    """Random features at the data's scale: the check that the .onnx computes what paddle computes."""
+def sample_inputs(mean: np.ndarray, std: np.ndarray, state_shape: tuple[int, int, int],
+                  frames: int = 200) -> list[np.ndarray]:
+    """Random features at the data's scale and a random GRU state: the check that the .onnx
+    computes what paddle computes, the carried state included."""
     rng = np.random.default_rng(0)
     dim = mean.shape[0]
     audio = mean.reshape(1, dim, 1) + std.reshape(1, dim, 1) * rng.standard_normal((1, dim, frames))
-    return [audio.astype(np.float32), np.array([frames], dtype=np.int64)]
+    state = np.tanh(rng.standard_normal(state_shape))
+    return [audio.astype(np.float32), np.array([frames], dtype=np.int64), state.astype(np.float32)]

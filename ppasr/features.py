@@ -118,12 +118,17 @@ class AudioFeaturizer:
         c = self.config
         if sample_rate != c.sample_rate:
             raise ValueError(f"featurizer expects {c.sample_rate} Hz audio, got {sample_rate} Hz")
-        samples = normalize_db(samples, c.target_db)
+        return self.extract(normalize_db(samples, c.target_db))
+
+    def extract(self, samples: np.ndarray) -> np.ndarray:
+        """Features of samples already at the configured rate and loudness (frame by frame, so a
+        stream can compute them chunk by chunk)."""
+        c = self.config
         if c.method == "linear":
-            return linear_spectrogram(samples, sample_rate, c.window_ms, c.stride_ms)
+            return linear_spectrogram(samples, c.sample_rate, c.window_ms, c.stride_ms)
         if c.method == "fbank":
-            return log_mel_spectrogram(samples, sample_rate, c.n_mels, c.window_ms, c.stride_ms)
-        return mfcc(samples, sample_rate, c.n_mfcc, c.n_mels, c.window_ms, c.stride_ms)
+            return log_mel_spectrogram(samples, c.sample_rate, c.n_mels, c.window_ms, c.stride_ms)
+        return mfcc(samples, c.sample_rate, c.n_mfcc, c.n_mels, c.window_ms, c.stride_ms)
 
     def num_frames(self, num_samples: int) -> int:
         """Frames produced for ``num_samples`` samples (used to check CTC feasibility)."""

@@ -1,4 +1,11 @@
-"""infer_path.py's work: transcribe audio with an exported model."""
+"""infer_path.py's work, and the streaming API a server uses: transcribe audio with an exported model.
+
+``Predictor`` wraps the exported static model (PPASR's signature: audio, audio_len,
+init_state_h_box → probabilities, output lengths, final state). ``Predictor.new_stream()``
+turns 16 kHz samples arriving in chunks into new probability frames as they become
+computable: feature framing, the conv front end's context and the GRU state are carried
+between chunks, so each chunk advances the model and no prefix is recomputed.
+"""
 from __future__ import annotations
 
 import json
@@ -7,10 +14,13 @@ import time
 
 import numpy as np
 
-from ppasr.audio import read_audio
-from ppasr.backend import load_backend
+from ppasr.audio import AudioError, normalize_gain, read_audio
+from ppasr.backend import cuda_available, load_backend
+from ppasr.errors import UserError
 from ppasr.export import CONFIG_FILE, MODEL_PREFIX, VOCAB_FILE
 from ppasr.features import AudioFeaturizer, FeatureConfig
+from ppasr.model import TIME_SUBSAMPLING, conv_output_length
+from ppasr.text import to_arabic_numerals
 from ppasr.utils import read_vocabulary
 from ppasr.vad import split_on_silence
 
@@ -20,53 +30,151 @@ class Predictor:
 
     def __init__(self, model_dir: str, use_gpu: bool = False, backend: str | None = None, num_threads: int = 0):
         if not os.path.exists(os.path.join(model_dir, CONFIG_FILE)):
-            raise SystemExit(f"error: no exported model in {model_dir}; create it with `python3 export_model.py`")
+            raise UserError(f"no exported model in {model_dir}; create it with `python3 export_model.py`")
         with open(os.path.join(model_dir, CONFIG_FILE), "r", encoding="utf-8") as f:
             self.config = json.load(f)
         self.vocabulary = read_vocabulary(os.path.join(model_dir, VOCAB_FILE))
         if len(self.vocabulary) != self.config["vocab_size"]:
-            raise SystemExit(f"error: {model_dir}/{VOCAB_FILE} has {len(self.vocabulary)} tokens but the model "
-                             f"outputs {self.config['vocab_size']}; export the model again")
+            raise UserError(f"{model_dir}/{VOCAB_FILE} has {len(self.vocabulary)} tokens but the model "
+                            f"outputs {self.config['vocab_size']}; export the model again")
         self.feature_config = FeatureConfig(**self.config["feature_config"])
         self.featurizer = AudioFeaturizer(self.feature_config)
+        self.state_shape = (self.config["num_rnn_layers"], 1, self.config["rnn_size"])
+        if use_gpu and not cuda_available():
+            print("note: this paddle has no CUDA, running on the CPU (--use_gpu=False silences this)")
         self.backend = load_backend(model_dir, MODEL_PREFIX, backend, use_gpu, num_threads)
+        self.run(np.zeros((self.feature_config.dim, 100), dtype=np.float32), self.initial_state())  # warm-up
+
+    def initial_state(self) -> np.ndarray:
+        """GRU state of a fresh clip: zeros [num_rnn_layers, 1, rnn_size]."""
+        return np.zeros(self.state_shape, dtype=np.float32)
+
+    def run(self, feature: np.ndarray, state: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """One pass of the exported model over features [D, T] from ``state``: probabilities
+        [conv_output_length(T), V] and the state after them."""
+        audio = np.ascontiguousarray(feature, dtype=np.float32)[None]
+        probs, out_len, final = self.backend(audio, np.array([feature.shape[1]], dtype=np.int64), state)
+        return probs[0, :int(out_len[0])], final
 
     def probabilities(self, samples: np.ndarray, sample_rate: int) -> np.ndarray:
-        """Per-frame softmax [T', V] for one clip at the model's sample rate."""
-        feature = self.featurizer.featurize(samples, sample_rate)
-        probs, out_len, _ = self.backend(feature[None].astype(np.float32), np.array([feature.shape[1]], dtype=np.int64))
-        return probs[0, :int(out_len[0])]
+        """Per-frame softmax [T', V] of one whole clip at the model's sample rate."""
+        return self.run(self.featurizer.featurize(samples, sample_rate), self.initial_state())[0]
+
+    def new_stream(self, gain: float | None = None, calibration_s: float = 1.0) -> Stream:
+        """A stream of 16 kHz float32 samples; see :class:`Stream`."""
+        return Stream(self, gain, calibration_s)
 
 
-def transcribe(predictor: Predictor, path: str, decode, long_audio: bool = False) -> tuple[str, float]:
-    """Text and score of one file (any soundfile format and rate); long audio split on silence."""
-    samples, sample_rate = read_audio(path, predictor.feature_config.sample_rate)
-    window = int(predictor.feature_config.sample_rate * predictor.feature_config.window_ms / 1000)
+class Stream:
+    """Incremental recognition of one utterance: ``accept(chunk)`` → new frames, ``finish()``.
+
+    Loudness: a whole clip is scaled to the feature config's ``target_db`` by its own RMS,
+    which a stream cannot know in advance. The stream fixes its gain from the first
+    ``calibration_s`` seconds it receives (frames come out once they have arrived) or uses
+    ``gain`` when given; with the gain of the whole clip the frames equal
+    :meth:`Predictor.probabilities` of that clip.
+    """
+
+    def __init__(self, predictor: Predictor, gain: float | None = None, calibration_s: float = 1.0):
+        config = predictor.feature_config
+        self._predictor = predictor
+        self._window = int(0.001 * config.sample_rate * config.window_ms)
+        self._stride = int(0.001 * config.sample_rate * config.stride_ms)
+        self._calibration = max(self._window, int(calibration_s * config.sample_rate))
+        self.gain = gain
+        self._samples = np.zeros(0, dtype=np.float32)  # received, not yet cut into frames
+        self._features = np.zeros((config.dim, 0), dtype=np.float32)  # frames the convs still need
+        self._state = predictor.initial_state()
+        self._finished = False
+
+    def accept(self, samples: np.ndarray) -> np.ndarray:
+        """Add 16 kHz float32 mono samples; return the probability frames [t, V] they complete."""
+        if self._finished:
+            raise ValueError("stream already finished")
+        self._samples = np.concatenate([self._samples, np.asarray(samples, dtype=np.float32).reshape(-1)])
+        if self.gain is None:
+            if self._samples.shape[0] < self._calibration:
+                return self._empty()
+            self.gain = self._loudness_gain()
+        return self._advance()
+
+    def finish(self) -> np.ndarray:
+        """End of the utterance: the remaining probability frames [t, V]."""
+        if self._finished:
+            raise ValueError("stream already finished")
+        self._finished = True
+        if self.gain is None:
+            self.gain = self._loudness_gain()
+        return self._advance()
+
+    def _loudness_gain(self) -> float:
+        return normalize_gain(self._samples, self._predictor.feature_config.target_db)
+
+    def _empty(self) -> np.ndarray:
+        return np.zeros((0, len(self._predictor.vocabulary)), dtype=np.float32)
+
+    def _advance(self) -> np.ndarray:
+        """Frame the complete windows, run the model over every output frame they complete."""
+        frames = (self._samples.shape[0] - self._window) // self._stride + 1
+        if frames > 0:
+            used = (frames - 1) * self._stride + self._window
+            chunk = self._samples[:used] * np.float32(self.gain)
+            self._features = np.concatenate([self._features, self._predictor.featurizer.extract(chunk)], axis=1)
+            self._samples = self._samples[frames * self._stride:]
+        outputs = conv_output_length(self._features.shape[1])
+        if outputs <= 0:
+            return self._empty()
+        probs, self._state = self._predictor.run(self._features, self._state)
+        # output k of the convs reads frames [4k, 4k + 7): keep the context of the next one
+        self._features = self._features[:, outputs * TIME_SUBSAMPLING:]
+        return probs
+
+
+def transcribe_segments(predictor: Predictor, samples: np.ndarray, decode, to_an: bool,
+                        long_audio: bool) -> list[tuple[str, float]]:
+    """``(text, score)`` of the clip, or of each speech segment of long audio."""
+    sample_rate = predictor.feature_config.sample_rate
     ranges = split_on_silence(samples, sample_rate) if long_audio else [(0, len(samples))]
-    texts, scores = [], []
+    minimum = 4 * int(sample_rate * predictor.feature_config.window_ms / 1000)
+    results = []
     for start, end in ranges:
-        if end - start < 4 * window:
+        if end - start < minimum:
             continue
         probs = predictor.probabilities(samples[start:end], sample_rate)
         if probs.shape[0] == 0:
             continue
         text, score = decode(probs)
-        texts.append(text)
-        scores.append(score)
-    joiner = " " if " " in predictor.vocabulary else ""
-    return joiner.join(t for t in texts if t), float(np.mean(scores)) if scores else 0.0
+        results.append((to_arabic_numerals(text) if to_an else text, score))
+    return results
+
+
+def check_vocabulary(predictor: Predictor, vocab_path: str | None, model_dir: str) -> None:
+    """``--vocab_path`` must agree with the vocabulary exported beside the model (if it exists)."""
+    if vocab_path and os.path.exists(vocab_path) and read_vocabulary(vocab_path) != predictor.vocabulary:
+        raise UserError(f"--vocab_path={vocab_path} differs from the vocabulary the model in {model_dir} was "
+                        f"trained with; pass --vocab_path={os.path.join(model_dir, VOCAB_FILE)} or export "
+                        f"the model trained on {vocab_path}")
 
 
 def infer_path(args) -> None:
-    """The whole infer_path.py job."""
+    """The whole infer_path.py job, printing PPASR's result lines."""
     from ppasr.evaluation import build_decoder
 
-    model_dir = args.model_dir.format(args.use_model) if "{}" in args.model_dir else args.model_dir
-    predictor = Predictor(model_dir, args.use_gpu, args.backend, args.num_threads)
-    if not os.path.exists(args.wav_path):
-        raise SystemExit(f"error: audio file {args.wav_path} not found")
+    predictor = Predictor(args.model_dir, args.use_gpu, args.backend, args.num_threads)
+    check_vocabulary(predictor, args.vocab_path, args.model_dir)
     decoder = build_decoder(args, predictor.vocabulary, num_processes=1)
+    try:
+        samples, _ = read_audio(args.wav_path, predictor.feature_config.sample_rate)
+    except AudioError as e:
+        raise UserError(f"{args.wav_path}: {e}") from None
     start = time.time()
-    text, score = transcribe(predictor, args.wav_path, decoder, args.is_long_audio)
-    elapsed = int(round((time.time() - start) * 1000))
-    print(f"消耗时间：{elapsed}ms, 识别结果: {text}, 得分: {score:.3f}")
+    results = transcribe_segments(predictor, samples, decoder, args.to_an, args.is_long_audio)
+    elapsed = round((time.time() - start) * 1000)
+    if not args.is_long_audio:
+        text, score = results[0] if results else ("", 0.0)
+        print(f"消耗时间：{elapsed}ms, 识别结果: {text}, 得分: {int(score)}")
+        return
+    for i, (text, score) in enumerate(results):
+        print(f"第{i}个分割音频, 得分: {int(score)}, 识别结果: {text}")
+    score = sum(s for _, s in results) / len(results) if results else 0.0
+    print(f"最终结果，消耗时间：{elapsed}, 得分: {int(score)}, 识别结果: {'，'.join(t for t, _ in results)}")

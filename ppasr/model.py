@@ -8,6 +8,9 @@ import paddle
 from paddle import nn
 
 
+TIME_SUBSAMPLING = 4  # the two stride-2 convolutions: output frame k reads input frames [4k, 4k + 7)
+
+
 def conv_output_length(length: paddle.Tensor | int):
     """Frames left after two 3x3 stride-2 convolutions without padding."""
     return ((length - 1) // 2 - 1) // 2
@@ -76,7 +79,11 @@ class DeepSpeech2Model(nn.Layer):
 
 
 class InferenceModel(nn.Layer):
-    """Export wrapper: mean/std normalisation in, softmax probabilities out (as PPASR)."""
+    """Export wrapper: mean/std normalisation in, softmax probabilities out (as PPASR).
+
+    ``forward(audio, audio_len, init_state_h_box)`` → (probabilities, output lengths, final
+    state): PPASR's streaming signature, with zeros as the initial state of a fresh clip.
+    """
 
     def __init__(self, model: DeepSpeech2Model, mean, std, eps: float = 1e-20):
         super().__init__()
@@ -84,7 +91,6 @@ class InferenceModel(nn.Layer):
         self.register_buffer("mean", paddle.to_tensor(mean, dtype="float32").reshape([1, -1, 1]))
         self.register_buffer("inv_std", paddle.to_tensor(1.0 / (std + eps), dtype="float32").reshape([1, -1, 1]))
 
-    def forward(self, audio: paddle.Tensor, audio_len: paddle.Tensor,
-                init_state_h_box: paddle.Tensor | None = None):
+    def forward(self, audio: paddle.Tensor, audio_len: paddle.Tensor, init_state_h_box: paddle.Tensor):
         logits, out_len, states = self.model((audio - self.mean) * self.inv_std, audio_len, init_state_h_box)
         return paddle.nn.functional.softmax(logits, axis=-1), out_len, states

@@ -135,7 +135,7 @@ def test_export_then_infer_matches_eval_hypothesis(trained):
         else:
             assert text == expected
     proc = run_cli("infer_path.py", f"--wav_path={item['audio_filepath']}", "--lang_model_path=None",
-                   "--beam_size=1", "--use_gpu=False", cwd=trained)
+                   "--decoder=ctc_beam_search", "--beam_size=1", "--use_gpu=False", cwd=trained)
     assert f"识别结果: {expected}," in proc.stdout, "beam 1 without LM equals greedy"
 
 
