@@ -125,8 +125,8 @@ def convert_to_onnx(model_dir: str, prefix: str, sample_inputs: list[np.ndarray]
         os.remove(onnx_path)  # never leave a stale graph beside a new paddle model
     try:
         import paddle2onnx
-    except ImportError:
-        logger.info(f"paddle2onnx is not installed: no {ONNX_FILE} written, infer_path.py will use paddle "
+    except ImportError as e:  # not installed, or a paddle2onnx built for another paddle (2.x needs paddle 3)
+        logger.info(f"paddle2onnx is unavailable ({e}): no {ONNX_FILE} written, infer_path.py will use paddle "
                     f"(pip install paddle2onnx onnxruntime, then export again)")
         return None
     program, params = paddle_model_files(model_dir, prefix)
