@@ -5,8 +5,9 @@ exported with ``ppasr.export.save_inference_model`` (the paddle program and its 
 exactly as export_model.py writes them) and quantised with onnxruntime's dynamic int8
 quantisation. Each backend × thread count then runs in a fresh process over one clip
 (tests/resources/test.wav, 8.4 s): warm-up runs, then ``--repeats`` timed runs of the model
-alone (features computed once beforehand). Prints ms per clip (median and fastest), the real-time
-factor (median / clip duration) and the largest difference of the probabilities from paddle.jit.load.
+alone (features computed once beforehand), the backends taking turns. Prints ms per clip (median and fastest), the real-time
+factor (median / clip duration) and the largest difference of the probabilities from the first
+backend (paddle.jit.load by default).
 
 ``--cer_model_dir`` instead compares a trained exported model fp32 vs int8 on a manifest
 (greedy CER and ms per utterance): the accuracy cost of quantisation.
@@ -82,21 +83,23 @@ def make_runner(model_dir: str, backend: str, num_threads: int):
     return OnnxBackend(os.path.join(model_dir, name), num_threads=num_threads)
 
 
-def measure(model_dir: str, backend: str, num_threads: int, repeats: int, warmup: int) -> None:
-    """Child process: time one backend on the saved inputs, save its probabilities, print JSON."""
+def measure(model_dir: str, backends: list[str], num_threads: int, repeats: int, warmup: int) -> None:
+    """Child process: time the backends on the saved inputs, save their probabilities, print JSON.
+
+    The backends take turns run by run, so a load change on a shared machine hits them all alike.
+    """
     inputs = [np.load(os.path.join(model_dir, f"input_{i}.npy")) for i in range(3)]
-    start = time.perf_counter()
-    runner = make_runner(model_dir, backend, num_threads)
-    load_s = time.perf_counter() - start
-    for _ in range(warmup):
-        runner(*inputs)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        outputs = runner(*inputs)
-        times.append(time.perf_counter() - start)
-    np.save(os.path.join(model_dir, f"probs_{backend}_{num_threads}.npy"), outputs[0])
-    print(json.dumps({"median_ms": 1000 * float(np.median(times)), "min_ms": 1000 * min(times), "load_s": load_s}))
+    runners = {backend: make_runner(model_dir, backend, num_threads) for backend in backends}
+    times: dict[str, list[float]] = {backend: [] for backend in backends}
+    for run in range(warmup + repeats):
+        for backend, runner in runners.items():
+            start = time.perf_counter()
+            outputs = runner(*inputs)
+            if run >= warmup:
+                times[backend].append(time.perf_counter() - start)
+            elif run == 0:
+                np.save(os.path.join(model_dir, f"probs_{backend}_{num_threads}.npy"), outputs[0])
+    print(json.dumps({b: {"median_ms": 1000 * float(np.median(t)), "min_ms": 1000 * min(t)} for b, t in times.items()}))
 
 
 def export_random(name: str, feature: np.ndarray, out_dir: str) -> None:
@@ -131,24 +134,23 @@ def run_speed(args: argparse.Namespace) -> None:
             export_random(name, feature, model_dir)
             print(f"[{name}] exported; features {feature.shape} in {feature_ms:.1f} ms", file=sys.stderr)
             for threads in args.threads:
-                for backend in args.backends:
-                    proc = subprocess.run([sys.executable, __file__, "--measure", model_dir, backend, str(threads),
-                                           f"--repeats={args.repeats}", f"--warmup={args.warmup}"],
-                                          capture_output=True, text=True, env=dict(os.environ, OMP_NUM_THREADS=str(threads)))
-                    if proc.returncode != 0:
-                        print(f"[{name}] {backend} failed:\n{proc.stderr[-2000:]}", file=sys.stderr)
-                        continue
-                    result = json.loads(proc.stdout.strip().splitlines()[-1])
-                    reference = np.load(os.path.join(model_dir, f"probs_paddle_{threads}.npy")) \
-                        if "paddle" in args.backends else None
+                proc = subprocess.run([sys.executable, __file__, "--measure", model_dir, str(threads),
+                                       "--backends", *args.backends, f"--repeats={args.repeats}",
+                                       f"--warmup={args.warmup}"],
+                                      capture_output=True, text=True, env=dict(os.environ, OMP_NUM_THREADS=str(threads)))
+                if proc.returncode != 0:
+                    raise SystemExit(f"[{name}] measuring with {threads} threads failed:\n{proc.stderr[-3000:]}")
+                results = json.loads(proc.stdout.strip().splitlines()[-1])
+                reference = np.load(os.path.join(model_dir, f"probs_{args.backends[0]}_{threads}.npy"))
+                for backend, result in results.items():
                     probs = np.load(os.path.join(model_dir, f"probs_{backend}_{threads}.npy"))
-                    diff = float(np.abs(probs - reference).max()) if reference is not None else float("nan")
-                    rows.append({"model": name, "backend": backend, "threads": threads, "diff": diff,
+                    rows.append({"model": name, "backend": backend, "threads": threads,
+                                 "diff": float(np.abs(probs - reference).max()),
                                  "rtf": result["median_ms"] / duration_ms, **result})
-                    print(f"[{name}] {backend} x{threads}: {result['median_ms']:.1f} ms", file=sys.stderr)
     print(f"\nclip {args.wav} ({duration_ms / 1000:.2f} s), median of {args.repeats} runs after {args.warmup} "
           f"warm-up, model only (features computed beforehand)\n")
-    print(f"| {'model':<5} | {'backend':<16} | threads | ms/clip (median) | ms (fastest) |    RTF | max abs diff vs paddle |")
+    print(f"| {'model':<5} | {'backend':<16} | threads | ms/clip (median) | ms (fastest) |    RTF | "
+          f"max abs diff vs {args.backends[0]} |")
     print(f"|{'-' * 7}|{'-' * 18}|---------|------------------|--------------|--------|------------------------|")
     for r in rows:
         print(f"| {r['model']:<5} | {r['backend']:<16} | {r['threads']:>7} | {r['median_ms']:>16.1f} | "
@@ -194,10 +196,10 @@ def main() -> None:
     parser.add_argument("--wav", default=str(REPO / "tests" / "resources" / "test.wav"))
     parser.add_argument("--cer_model_dir", help="an exported model folder: compare fp32 and int8 CER instead")
     parser.add_argument("--cer_manifest", help="manifest for --cer_model_dir (paths relative to its parent folder)")
-    parser.add_argument("--measure", nargs=3, metavar=("MODEL_DIR", "BACKEND", "THREADS"), help=argparse.SUPPRESS)
+    parser.add_argument("--measure", nargs=2, metavar=("MODEL_DIR", "THREADS"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.measure:
-        measure(args.measure[0], args.measure[1], int(args.measure[2]), args.repeats, args.warmup)
+        measure(args.measure[0], args.backends, int(args.measure[1]), args.repeats, args.warmup)
     elif args.cer_model_dir:
         run_cer(args)
     else:
