@@ -94,3 +94,27 @@ def test_export_without_paddle2onnx_is_a_note_not_a_failure(exported_copy, tmp_p
     assert len(notes) == 1 and "预测模型已保存" in proc.stdout
     assert not (exported_copy / INFER_DIR / "inference.onnx").exists(), "the stale .onnx is removed"
     assert (exported_copy / INFER_DIR / "inference.pdiparams").exists()
+
+
+@pytest.mark.parametrize("backend", ["onnxruntime", "paddle"])
+def test_one_predictor_serves_concurrent_streams(exported, backend):
+    """A server shares one Predictor (one session) across streams: each stream keeps only its own state."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from ppasr.audio import normalize_gain, read_audio
+    from ppasr.infer import Predictor
+
+    predictor = Predictor(str(exported / INFER_DIR), use_gpu=False, backend=backend, num_threads=1)
+    audio = [read_audio(path, 16000)[0] for path in clips(exported, 3)]
+
+    def stream(samples: np.ndarray) -> np.ndarray:
+        s = predictor.new_stream(gain=normalize_gain(samples))
+        parts = [s.accept(samples[i:i + 1600]) for i in range(0, len(samples), 1600)]
+        return np.concatenate(parts + [s.finish()])
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        streamed = list(pool.map(stream, audio * 2))
+    for samples, result in zip(audio * 2, streamed):
+        whole = predictor.probabilities(samples, 16000)
+        assert result.shape == whole.shape
+        np.testing.assert_allclose(result, whole, atol=1e-4)
