@@ -196,19 +196,19 @@ class NoisePerturb:
 class SpeedPerturb:
     """Change speed (and pitch) by linear-interpolation resampling.
 
-    The output has ``round(n / rate)`` samples.  With ``num_rates > 0`` the rate
-    is drawn from ``linspace(min_speed_rate, max_speed_rate, num_rates)``,
-    otherwise uniformly from the range.
+    The output has ``round(n / rate)`` samples. The rate is drawn uniformly from the range, as
+    PPASR's ``SpeedPerturbAugmentor`` (an entry without ``num_rates`` means exactly that);
+    ``num_rates > 0`` draws from ``linspace(min_speed_rate, max_speed_rate, num_rates)`` instead.
     """
 
     PARAMS = {
         "min_speed_rate": ("number", 0.9),
         "max_speed_rate": ("number", 1.1),
-        "num_rates": ("int", 3),
+        "num_rates": ("int", 0),
     }
 
     def __init__(self, min_speed_rate: float = 0.9, max_speed_rate: float = 1.1,
-                 num_rates: int = 3) -> None:
+                 num_rates: int = 0) -> None:
         """Validate the rate range."""
         if min_speed_rate <= 0:
             raise ValueError(f"'min_speed_rate' must be > 0, got {min_speed_rate}")

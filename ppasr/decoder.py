@@ -4,30 +4,34 @@ Conventions shared with the model: ``probs`` are per-frame softmax outputs ``[B,
 ``lengths[i]`` frames of utterance ``i`` are valid (the rest is padding and is never
 decoded) and vocabulary index 0 is the CTC blank.
 
-The beam search ranks prefixes by ``log P_ctc + alpha * ln P_lm + beta * n_lm_tokens`` like
-DeepSpeech2/PPASR's ``ctc_beam_search_decoder``. With a character vocabulary (no space
-token) every non-space character is an LM token; when the vocabulary contains ``" "`` the
-LM is word-level and a word is scored when a space completes it, the trailing partial word
-at the end of the utterance (with an ARPA model, an unfinished word that no LM word starts
-with is charged as soon as it appears, see :class:`PrefixBeamSearch`). KenLM returns log10 probabilities; they are converted to
-natural logs before weighting so ``alpha`` scales the same units as the CTC log-probs.
+The beam search ranks prefixes by ``ln P_ctc + alpha * log10 P_lm + beta * n_lm_tokens``, in
+PPASR's units (its swig ``Scorer`` multiplies KenLM's log10 probabilities by ``alpha``), so a
+PPASR-tuned alpha/beta means the same here. A token outside the LM's vocabulary scores
+PPASR's ``OOV_SCORE`` (log10 -1000) instead of KenLM's ``<unk>`` estimate. The LM token unit
+(characters or words) follows one rule, :func:`detect_lm_token`: with a character vocabulary
+every non-space character is an LM token; with a word LM a word is scored when a space
+completes it, the trailing partial word at the end of the utterance (with an ARPA model, an
+unfinished word that no LM word starts with is charged as soon as it appears, see
+:class:`PrefixBeamSearch`).
 """
 from __future__ import annotations
 
 import bisect
+import functools
 import gzip
-import math
 import multiprocessing
 import os
 import re
+import signal
 from dataclasses import dataclass
+from collections.abc import Iterable
 from typing import Any, Self
 
 import numpy as np
 
 BLANK_INDEX = 0
 LM_TOKEN_MODES = ("char", "word")
-_LN10 = math.log(10.0)
+OOV_LOG10 = -1000.0  # PPASR's OOV_SCORE (scorer.h), in log10 units like every LM score here
 _NEG_INF = -np.inf
 _KENLM_BINARY_MAGIC = b"mmap lm "
 
@@ -65,13 +69,29 @@ def greedy_score(probs: np.ndarray) -> float:
     return float(best.mean() * 100.0) if best.shape[0] else 0.0
 
 
-def detect_lm_token(vocabulary: list[str]) -> str:
-    """``"word"`` when the vocabulary has a space token (English), else ``"char"``."""
-    return "word" if " " in vocabulary else "char"
+def _is_cjk(ch: str) -> bool:
+    return "\u3400" <= ch <= "\u9fff" or "\uf900" <= ch <= "\ufaff"
 
 
+def detect_lm_token(symbols: Iterable[str], lang_model_path: str | None = None) -> str:
+    """The LM token unit, ``"char"`` or ``"word"``: the one rule the decoder and the LM builder share.
+
+    An ARPA model's own words decide as in PPASR (character-based when every word is one
+    character). Otherwise (KenLM binary, or an LM still to be built) the text decides:
+    ``symbols`` (a vocabulary or transcripts) containing any Chinese character means
+    characters (spaces are then not LM tokens, so mixed Chinese/English text is modelled per
+    character), else words.
+    """
+    words = read_arpa_words(lang_model_path) if lang_model_path and os.path.isfile(lang_model_path) else None
+    if words:
+        return "char" if all(len(word) == 1 for word in words) else "word"
+    return "char" if any(_is_cjk(ch) for text in symbols for ch in text) else "word"
+
+
+@functools.lru_cache(maxsize=4)
 def load_language_model(path: str) -> Any:
-    """Load a KenLM model (ARPA or binary) with clear, one-line errors.
+    """Load a KenLM model (ARPA or binary) with clear, one-line errors; once per process (tune.py
+    builds a decoder per alpha/beta pair, forked workers inherit it).
 
     Raises ``FileNotFoundError`` when ``path`` does not exist and ``ValueError`` when it is
     not a model KenLM can read.
@@ -174,7 +194,7 @@ class SearchConfig:
     beta: float = 0.35
     lang_model_path: str | None = None
     lm_token: str = "char"
-    oov_log10: float | None = None
+    oov_log10: float | None = OOV_LOG10
 
 
 class _PrefixTrie:
@@ -195,7 +215,7 @@ class _PrefixTrie:
         self._lm_words = lm_words
         self._word_mode = config.lm_token == "word"
         self._space = vocabulary.index(" ") if " " in vocabulary else -1
-        self._alpha_ln = config.alpha * _LN10
+        self._alpha = config.alpha
         self._beta = config.beta
         self._oov_log10 = config.oov_log10
         self._children: dict[int, int] = {}
@@ -216,7 +236,7 @@ class _PrefixTrie:
             model.BeginSentenceWrite(self.state[0])
 
     def _lm(self, state: Any, word: str) -> tuple[float, Any]:
-        """``alpha * ln P(word | state) + beta`` and the state after ``word``."""
+        """``alpha * log10 P(word | state) + beta`` and the state after ``word``."""
         key = (state, word)
         found = self._queries.get(key)
         if found is None:
@@ -224,7 +244,7 @@ class _PrefixTrie:
             log10 = self._model.BaseScore(state, word, after)
             if self._oov_log10 is not None and word not in self._model:
                 log10 = self._oov_log10
-            found = self._queries[key] = (self._alpha_ln * log10 + self._beta, after)
+            found = self._queries[key] = (self._alpha * log10 + self._beta, after)
         return found
 
     def _starts_known_word(self, text: str) -> bool:
@@ -357,7 +377,7 @@ class PrefixBeamSearch:
         vocabulary = config.vocabulary
         self._space = vocabulary.index(" ") if " " in vocabulary else -1
         self._word_mode = config.lm_token == "word"
-        # A KenLM step adds alpha * ln P + beta <= beta: an upper bound that lets the search
+        # A KenLM step adds alpha * log10 P + beta <= beta: an upper bound that lets the search
         # skip queries for candidates which cannot enter the beam.
         self._lm_bonus = max(config.beta, 0.0)
 
@@ -489,9 +509,14 @@ def _merge_existing(trie: _PrefixTrie, nodes: np.ndarray, column: np.ndarray, ex
 _WORKER_SEARCH: PrefixBeamSearch | None = None
 
 
-def _worker_init(config: SearchConfig) -> None:
+def _worker_init(config: SearchConfig | None) -> None:
+    """Start a decoding worker: default signal handling (not Paddle's, whose handler prints a
+    C++ traceback when a worker is stopped) and the searcher, loaded only if not inherited."""
     global _WORKER_SEARCH
-    _WORKER_SEARCH = PrefixBeamSearch(config)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    if config is not None:
+        _WORKER_SEARCH = PrefixBeamSearch(config)
 
 
 def _worker_search(frames: PrunedFrames) -> tuple[str, float, float]:
@@ -503,8 +528,8 @@ class BeamSearchDecoder:
     """Batch CTC prefix beam search with optional KenLM fusion, parallel over processes.
 
     ``lang_model_path=None`` searches without an LM. ``lm_token`` (``"char"``/``"word"``)
-    overrides the detection from the vocabulary. ``oov_log10``, when given, replaces KenLM's
-    ``<unk>`` estimate for words outside the LM vocabulary. Worker processes are started on
+    overrides :func:`detect_lm_token`. A word outside the LM vocabulary scores ``oov_log10``
+    (PPASR's -1000 by default; ``None`` keeps KenLM's ``<unk>`` estimate). Worker processes are started on
     the first parallel batch and load the LM once; call :meth:`close` (or use ``with``) to
     stop them.
     """
@@ -512,11 +537,11 @@ class BeamSearchDecoder:
     def __init__(self, vocabulary: list[str], alpha: float = 1.2, beta: float = 0.35,
                  beam_size: int = 10, cutoff_prob: float = 1.0, cutoff_top_n: int = 40,
                  lang_model_path: str | None = None, num_processes: int = 8,
-                 lm_token: str | None = None, oov_log10: float | None = None) -> None:
+                 lm_token: str | None = None, oov_log10: float | None = OOV_LOG10) -> None:
         self._pool: Any = None
         self.config = SearchConfig(
             vocabulary=tuple(vocabulary), beam_size=beam_size, alpha=alpha, beta=beta,
-            lang_model_path=lang_model_path, lm_token=lm_token or detect_lm_token(vocabulary),
+            lang_model_path=lang_model_path, lm_token=lm_token or detect_lm_token(vocabulary, lang_model_path),
             oov_log10=oov_log10)
         self.cutoff_prob = cutoff_prob
         self.cutoff_top_n = cutoff_top_n
@@ -551,17 +576,22 @@ class BeamSearchDecoder:
             return [self._search.search(frames) for frames in utterances]
         if self._pool is None:
             # fork starts workers at once, without re-importing the caller's script (spawn
-            # would, e.g. Paddle for every worker); workers only run numpy and KenLM code.
-            methods = multiprocessing.get_all_start_methods()
-            context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+            # would, e.g. Paddle for every worker), and they inherit the searcher with its LM
+            # already loaded (KenLM reads the file and prints its banner once); workers only run
+            # numpy and KenLM code.
+            global _WORKER_SEARCH
+            fork = "fork" in multiprocessing.get_all_start_methods()
+            _WORKER_SEARCH = self._search if fork else None
+            context = multiprocessing.get_context("fork" if fork else "spawn")
             self._pool = context.Pool(self.num_processes, initializer=_worker_init,
-                                      initargs=(self.config,))
+                                      initargs=(None if fork else self.config,))
         return self._pool.map(_worker_search, utterances, chunksize=1)
 
     def close(self) -> None:
-        """Stop the worker processes, if any were started."""
+        """Stop the worker processes, if any were started: they finish and exit on their own
+        (no termination signal)."""
         if self._pool is not None:
-            self._pool.terminate()
+            self._pool.close()
             self._pool.join()
             self._pool = None
 

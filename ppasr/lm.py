@@ -4,8 +4,8 @@ The decoder fuses a KenLM model with the CTC scores. PyPI's ``kenlm`` only ships
 side (no ``lmplz``), so this module estimates the model itself, in pure Python, from the
 user's own transcripts: a PPASR manifest (JSON lines with a ``"text"`` field) or plain text.
 
-Chinese corpora are modelled per character, English ones per word (``token="auto"`` picks
-from the text). The estimate follows Chen & Goodman's interpolated modified Kneser–Ney, the
+Text with Chinese characters is modelled per character, other text per word (``token="auto"``
+applies the decoder's rule, :func:`ppasr.decoder.detect_lm_token`, so both agree in mixed mode). The estimate follows Chen & Goodman's interpolated modified Kneser–Ney, the
 same recipe as KenLM's ``lmplz``: adjusted (continuation) counts for the lower orders, three
 discounts per order from counts-of-counts, and interpolation down to a uniform distribution
 so that ``<unk>`` keeps some probability mass. Backoff weights are written so that KenLM's
@@ -22,6 +22,8 @@ import tempfile
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+
+from ppasr.decoder import detect_lm_token
 
 BOS = "<s>"
 EOS = "</s>"
@@ -74,24 +76,6 @@ def read_texts(paths: Iterable[str]) -> Iterator[str]:
                         text = record["text"]
                 if text.strip():
                     yield text
-
-
-def _is_cjk(ch: str) -> bool:
-    return "\u3400" <= ch <= "\u9fff" or "\uf900" <= ch <= "\ufaff"
-
-
-def detect_token_mode(texts: Iterable[str]) -> str:
-    """Return ``"char"`` if most non-space characters are CJK, else ``"word"``."""
-    cjk = other = 0
-    for text in texts:
-        for ch in text:
-            if ch.isspace():
-                continue
-            if _is_cjk(ch):
-                cjk += 1
-            else:
-                other += 1
-    return "char" if cjk > other else "word"
 
 
 def tokenize(text: str, token: str) -> list[str]:
@@ -257,7 +241,7 @@ def build_lm(inputs: Iterable[str], output: str, order: int | None = None,
     texts = list(read_texts(inputs))
     if not texts:
         raise ValueError("no text found in the given inputs")
-    mode = detect_token_mode(texts) if token == "auto" else token
+    mode = detect_lm_token(texts) if token == "auto" else token
     order = order or DEFAULT_ORDER[mode]
     raw = count_ngrams((tokenize(text, mode) for text in texts), order)
     model = estimate_kneser_ney(raw)

@@ -10,6 +10,7 @@ import pytest
 import soundfile
 
 import ppasr.augment as augment
+from conftest import REPO
 from ppasr.augment import AugmentationPipeline, build_augmentation_pipeline
 
 REPO = Path(__file__).resolve().parents[1]
@@ -70,6 +71,25 @@ def test_speed_draws_from_discrete_rates_or_uniform(speech):
     assert seen_discrete <= allowed and len(seen_discrete) >= 2
     assert len(seen_uniform) > 3
     assert all(round(x.size / 1.1) <= n <= round(x.size / 0.9) for n in seen_uniform)
+
+
+def test_speed_entry_without_num_rates_is_ppasrs_continuous_rate(speech):
+    x, sr = speech
+    pipe = AugmentationPipeline([{"type": "speed", "params": {"min_speed_rate": 0.9, "max_speed_rate": 1.1},
+                                  "prob": 1.0}])
+    sizes = set()
+    for seed in range(12):
+        pipe.reseed(seed, 0, 0)
+        sizes.add(pipe.transform_audio(x, sr)[0].size)
+    assert len(sizes) > 3
+
+
+def test_shipped_config_keeps_ppasrs_probabilities():
+    entries = json.loads((REPO / "conf" / "augmentation.json").read_text(encoding="utf-8"))
+    probs = {e["type"]: e["prob"] for e in entries}
+    assert probs == {"noise": 0.5, "speed": 0.5, "shift": 0.5, "volume": 0.5, "specaug": 1.0}
+    speed = next(e for e in entries if e["type"] == "speed")["params"]
+    assert speed == {"min_speed_rate": 0.9, "max_speed_rate": 1.1}
 
 
 def test_volume_changes_rms_by_gain(speech):

@@ -9,6 +9,7 @@ import pytest
 
 from ppasr.decoder import (
     BeamSearchDecoder,
+    OOV_LOG10,
     detect_lm_token,
     greedy_decode,
     prune_frames,
@@ -88,8 +89,9 @@ def reference_beam_search(probs: np.ndarray, vocabulary: list[str], beam: int, m
             tokens = [ch for ch in text if ch != " "]
         if not tokens:
             return 0.0
-        log10 = model.score(" ".join(tokens), bos=True, eos=False)
-        return alpha * log10 * math.log(10) + beta * len(tokens)
+        scores = model.full_scores(" ".join(tokens), bos=True, eos=False)
+        log10 = sum(OOV_LOG10 if oov else score for score, _, oov in scores)
+        return alpha * log10 + beta * len(tokens)
 
     beams = {(): (0.0, -np.inf)}
     for frame in log_probs:
@@ -265,10 +267,62 @@ def test_lm_beam_search_matches_reference(mode, zh_lm, en_lm):
 
 def test_oov_log10_overrides_unknown_word_score(en_lm):
     probs = frames_from([{"k": 0.9}, {"a": 0.9}, {"t": 0.9}], EN_VOCAB)
-    base = BeamSearchDecoder(EN_VOCAB, num_processes=1, lang_model_path=en_lm)
-    harsh = BeamSearchDecoder(EN_VOCAB, num_processes=1, lang_model_path=en_lm, oov_log10=-50.0)
+    base = BeamSearchDecoder(EN_VOCAB, num_processes=1, lang_model_path=en_lm, oov_log10=None)
+    harsh = BeamSearchDecoder(EN_VOCAB, num_processes=1, lang_model_path=en_lm)
     assert base.decode(probs)[0] == "kat"  # KenLM's <unk> estimate: the acoustics win
-    assert harsh.decode(probs)[0] == "cat"  # a prohibitive OOV cost: an LM word wins
+    assert harsh.decode(probs)[0] == "cat"  # PPASR's OOV_SCORE (log10 -1000): an LM word wins
+
+
+HAND_ARPA = """\\data\\
+ngram 1=5
+ngram 2=2
+
+\\1-grams:
+-99\t<s>\t-0.25
+-1.0\t</s>
+-2.0\t<unk>
+-0.5\t天\t-0.1
+-0.7\t气
+
+\\2-grams:
+-0.2\t<s> 天
+-0.3\t天 气
+
+\\end\\
+"""
+
+
+def test_lm_scores_in_ppasrs_units_by_hand(tmp_path):
+    """alpha x log10 P_LM + beta per character, OOV = log10 -1000, as PPASR's swig Scorer."""
+    path = tmp_path / "hand.arpa"
+    path.write_text(HAND_ARPA, encoding="utf-8")
+    vocab = ["<blank>", "天", "气", "好"]
+    decoder = BeamSearchDecoder(vocab, alpha=1.2, beta=0.35, beam_size=4, num_processes=1,
+                                lang_model_path=str(path))
+    assert decoder.config.lm_token == "char"
+    clear = frames_from([{"天": 0.99}, {"<blank>": 0.99}, {"气": 0.99}], vocab)
+    text, fused, ctc = decoder.decode_hypothesis(clear)
+    # log10 P(天|<s>) = -0.2, log10 P(气|天) = -0.3: 1.2 * (-0.5) + 2 * 0.35
+    assert text == "天气" and fused - ctc == pytest.approx(1.2 * -0.5 + 2 * 0.35, abs=1e-5)
+    oov = frames_from([{"天": 0.99}, {"<blank>": 0.99}, {"好": 0.99}], vocab)
+    decoder = BeamSearchDecoder(vocab, alpha=1e-3, beta=0.0, beam_size=4, num_processes=1,
+                                lang_model_path=str(path))
+    text, fused, ctc = decoder.decode_hypothesis(oov)
+    assert text == "天好" and fused - ctc == pytest.approx(1e-3 * (-0.2 - 1000.0), abs=1e-5)
+
+
+def test_one_lm_unit_rule_for_decoder_and_builder(tmp_path):
+    """Mixed Chinese/English text: the builder's auto mode and the decoder pick the same unit."""
+    from ppasr.lm import build_lm
+
+    lines = ["我 爱 hello world", "今天 天气 很好", "hello 天气"]
+    (tmp_path / "mixed.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    model = build_lm([str(tmp_path / "mixed.txt")], str(tmp_path / "mixed.arpa"))
+    vocab = ["<blank>", " "] + sorted({ch for line in lines for ch in line if ch != " "})
+    assert model.token == detect_lm_token(vocab) == detect_lm_token(vocab, str(tmp_path / "mixed.arpa")) == "char"
+    assert BeamSearchDecoder(vocab, lang_model_path=str(tmp_path / "mixed.arpa"),
+                             num_processes=1).config.lm_token == "char"
+    assert detect_lm_token(["<blank>", " ", "a"], str(tmp_path / "mixed.arpa")) == "char"  # the LM decides
 
 
 def test_read_arpa_words(en_lm, tmp_path):
@@ -302,3 +356,4 @@ def test_parallel_decode_batch_equals_serial(zh_lm):
                            lang_model_path=zh_lm) as parallel:
         assert parallel.decode_batch_with_scores(probs, lengths) == \
             serial.decode_batch_with_scores(probs, lengths)
+

@@ -7,7 +7,9 @@ import shutil
 import numpy as np
 import pytest
 
-from conftest import TINY_MODEL, run_cli
+import paddle
+
+from conftest import REPO, TEST_WAV, TINY_MODEL, run_cli
 
 MODEL = "--resume_model=models/deepspeech2/epoch_2"
 
@@ -76,12 +78,18 @@ def test_lm_that_is_not_an_lm_is_a_clear_error(trained):
 
 def test_eval_with_built_lm_and_tune(trained):
     run_cli("tools/build_lm.py", "--manifest", "dataset/manifest.train", "--output", "lm/tiny.arpa", cwd=trained)
-    proc = run_cli("eval.py", *TINY_MODEL, MODEL, "--decoder=ctc_beam_search", "--lang_model_path=lm/tiny.arpa",
-                   "--num_proc_bsearch=2", "--num_workers=0", cwd=trained)
-    assert "字错率 cer:" in proc.stdout
+    for _ in range(3):  # the workers' shutdown used to print paddle's C++ traceback now and then
+        proc = run_cli("eval.py", *TINY_MODEL, MODEL, "--decoder=ctc_beam_search", "--lang_model_path=lm/tiny.arpa",
+                       "--num_proc_bsearch=2", "--batch_size=4", "--num_workers=0", cwd=trained)
+        assert "字错率 cer:" in proc.stdout
+        output = proc.stdout + proc.stderr
+        assert "C++ Traceback" not in output and "FatalError" not in output and "Termination signal" not in output
+        banners = sum(line.startswith("****") for line in output.splitlines())
+        assert output.count("Reading ") <= 1 and banners <= 1, "the LM is loaded once"
     proc = run_cli("tools/tune.py", *TINY_MODEL, MODEL, "--lang_model_path=lm/tiny.arpa", "--num_alphas=2",
-                   "--num_betas=2", "--num_proc_bsearch=1", "--num_workers=0", cwd=trained)
+                   "--num_betas=2", "--num_proc_bsearch=2", "--num_workers=0", cwd=trained)
     assert proc.stdout.count("alpha: ") == 4 and "best: alpha=" in proc.stdout
+    assert (proc.stdout + proc.stderr).count("Reading ") <= 1
 
 
 def test_eval_bad_inputs(trained):
@@ -142,6 +150,66 @@ def test_export_then_infer_matches_eval_hypothesis(trained):
 def test_infer_bad_inputs(trained):
     proc = run_cli("infer_path.py", "--wav_path=x.wav", "--model_dir=models/missing/", cwd=trained, check=False)
     assert proc.returncode != 0 and "python3 export_model.py" in proc.stderr
+    run_cli("export_model.py", *TINY_MODEL, MODEL, cwd=trained)
+    proc = run_cli("infer_path.py", "--wav_path=missing.wav", cwd=trained, check=False)
+    assert proc.returncode == 1 and proc.stderr.splitlines()[-1] == "error: missing.wav: audio file not found"
+    (trained / "other_vocabulary.txt").write_text("<blank>\t-1\n好\t3\n", encoding="utf-8")
+    proc = run_cli("infer_path.py", f"--wav_path={TEST_WAV}", "--vocab_path=other_vocabulary.txt", cwd=trained,
+                   check=False)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert "--vocab_path=other_vocabulary.txt differs from the vocabulary" in proc.stderr
+
+
+def test_infer_flags_are_ppasrs():
+    from ppasr.cli import infer_parser
+
+    args = vars(infer_parser().parse_args([]))
+    assert args == {"wav_path": "./dataset/test.wav", "is_long_audio": False, "use_gpu": True, "to_an": True,
+                    "beam_size": 10, "alpha": 1.2, "beta": 0.35, "cutoff_prob": 1.0, "cutoff_top_n": 40,
+                    "vocab_path": "dataset/vocabulary.txt", "model_dir": "models/deepspeech2/infer/",
+                    "lang_model_path": "lm/zh_giga.no_cna_cmn.prune01244.klm", "decoder": "ctc_greedy"}
+
+
+def test_bare_infer_path_and_long_audio_print_ppasrs_lines(trained):
+    """`python infer_path.py` with no flags after the export: the shipped dataset/test.wav, PPASR's lines."""
+    import re
+    import soundfile
+
+    run_cli("export_model.py", *TINY_MODEL, MODEL, cwd=trained)
+    shutil.copyfile(REPO / "dataset" / "test.wav", trained / "dataset" / "test.wav")
+    proc = run_cli("infer_path.py", cwd=trained)
+    lines = [l for l in proc.stdout.splitlines() if "识别结果" in l]
+    assert len(lines) == 1 and re.fullmatch(r"消耗时间：\d+ms, 识别结果: .*, 得分: \d+", lines[0]), lines
+    if not paddle.is_compiled_with_cuda():
+        assert "note: this paddle has no CUDA, running on the CPU" in proc.stdout
+    samples, sr = soundfile.read(TEST_WAV, dtype="float32")
+    gap = np.zeros(sr, dtype=np.float32)
+    soundfile.write(trained / "long.wav", np.concatenate([samples, gap, samples]), sr)
+    proc = run_cli("infer_path.py", "--wav_path=long.wav", "--is_long_audio=True", "--use_gpu=False", cwd=trained)
+    lines = [l for l in proc.stdout.splitlines() if "识别结果" in l]
+    segments = [l for l in lines[:-1] if re.fullmatch(r"第\d+个分割音频, 得分: \d+, 识别结果: .*", l)]
+    assert len(segments) == len(lines) - 1 >= 2, lines
+    final = re.fullmatch(r"最终结果，消耗时间：\d+, 得分: \d+, 识别结果: (.*)", lines[-1])
+    texts = [l.split("识别结果: ")[1] for l in segments]
+    assert final and final.group(1) == "，".join(texts)
+
+
+def test_greedy_score_is_ppasrs():
+    from ppasr.decoder import greedy_score
+
+    # best path: blank(0.6), 1(0.9), 1(0.7), blank(0.5), 2(0.8): mean of 0.9, 0.7, 0.8 x 100
+    probs = np.array([[0.6, 0.3, 0.1], [0.05, 0.9, 0.05], [0.2, 0.7, 0.1], [0.5, 0.2, 0.3], [0.1, 0.1, 0.8]])
+    assert greedy_score(probs) == pytest.approx(80.0)
+    assert greedy_score(np.array([[0.9, 0.1]])) == 0.0
+
+
+def test_to_an_turns_numbers_into_digits_and_leaves_words():
+    from ppasr.text import to_arabic_numerals
+
+    assert to_arabic_numerals("今天是二零二一年三月十五号") == "今天是2021年3月15号"
+    assert to_arabic_numerals("我有三百五十块钱") == "我有350块钱"
+    assert to_arabic_numerals("一样的东西统一起来") == "一样的东西统一起来"
+    assert to_arabic_numerals("万一下雨我们一起走一百米") == "万一下雨我们一起走100米"
 
 
 def test_long_audio_split_on_silence(reference_audio):

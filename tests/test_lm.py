@@ -8,10 +8,10 @@ import shutil
 import pytest
 from conftest import run_cli
 
+from ppasr.decoder import detect_lm_token
 from ppasr.lm import (
     build_lm,
     count_ngrams,
-    detect_token_mode,
     estimate_kneser_ney,
     modified_kn_discounts,
     read_texts,
@@ -56,8 +56,8 @@ def test_read_texts_accepts_manifests_and_plain_text(tmp_path):
 
 
 def test_token_mode_detection_and_tokenize():
-    assert detect_token_mode(ZH_LINES) == "char"
-    assert detect_token_mode(EN_LINES) == "word"
+    assert detect_lm_token(ZH_LINES) == "char"
+    assert detect_lm_token(EN_LINES) == "word"
     assert tokenize("天 气", "char") == ["天", "气"]
     assert tokenize(" the  cat ", "word") == ["the", "cat"]
 

@@ -41,7 +41,7 @@ echo "== 5/5 eval.py =="
 MODEL=(--resume_model="models/deepspeech2/epoch_$EPOCHS/" --cnn_size=16 --num_rnn_layers=2 --rnn_size=256
        --num_workers=1 --result_path=eval_greedy.jsonl)
 python3 "$REPO/eval.py" "${MODEL[@]}" --decoder=ctc_greedy | tee eval_greedy.log
-python3 "$REPO/eval.py" "${MODEL[@]}" --decoder=ctc_beam_search --lang_model_path=lm/demo.arpa --alpha=0.5 --beta=1.5 \
+python3 "$REPO/eval.py" "${MODEL[@]}" --decoder=ctc_beam_search --lang_model_path=lm/demo.arpa --alpha=1.1513 --beta=1.5 \
     --num_proc_bsearch=2 --result_path=eval_lm.jsonl | tee eval_lm.log
 
 greedy=$(grep -o 'cer: [0-9.]*' eval_greedy.log | tail -1 | cut -d' ' -f2)
