@@ -171,8 +171,8 @@ def run_cer(args: argparse.Namespace) -> None:
         predictor = Predictor(args.cer_model_dir, use_gpu=False, backend="onnxruntime", num_threads=args.threads[-1])
         fp32 = predictor.backend
         int8 = OnnxBackend(int8_path, num_threads=args.threads[-1])
-        print(f"| {'model':<22} | utts | greedy CER | ms/utt |")
-        print(f"|{'-' * 24}|------|------------|--------|")
+        print(f"| {'model':<24} | utts | greedy CER | ms/utt (features + model) |")
+        print(f"|{'-' * 26}|------|------------|---------------------------|")
         for label, backend in (("onnxruntime fp32", fp32), ("onnxruntime dynamic int8", int8)):
             predictor.backend = backend
             pairs, elapsed = [], 0.0
@@ -183,7 +183,7 @@ def run_cer(args: argparse.Namespace) -> None:
                 probs = predictor.probabilities(samples, sr)
                 elapsed += time.perf_counter() - start
                 pairs.append((item["text"], greedy_decode(probs[None], np.array([len(probs)]), predictor.vocabulary)[0]))
-            print(f"| {label:<22} | {len(pairs):>4} | {corpus_cer(pairs):>10.4f} | {1000 * elapsed / len(pairs):>6.1f} |")
+            print(f"| {label:<24} | {len(pairs):>4} | {corpus_cer(pairs):>10.4f} | {1000 * elapsed / len(pairs):>25.1f} |")
 
 
 def main() -> None:
