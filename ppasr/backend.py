@@ -11,9 +11,16 @@ import os
 import threading
 
 import numpy as np
+import paddle
 
+from ppasr.errors import UserError
 from ppasr.logger import logger
 from ppasr.utils import cpu_threads_per_process
+
+try:
+    import onnxruntime
+except ImportError:  # optional: without it inference runs on paddle
+    onnxruntime = None
 
 BACKENDS = ("onnxruntime", "paddle")
 ONNX_FILE = "inference.onnx"
@@ -31,8 +38,6 @@ def paddle_model_files(model_dir: str, prefix: str) -> tuple[str, str]:
 
 def cuda_available() -> bool:
     """Paddle was built with CUDA and sees a device."""
-    import paddle
-
     return paddle.is_compiled_with_cuda() and paddle.device.cuda.device_count() > 0
 
 
@@ -52,8 +57,6 @@ class PaddleBackend:
     name = "paddle"
 
     def __init__(self, model_dir: str, prefix: str, use_gpu: bool = False, num_threads: int = 0):
-        import paddle
-
         paddle.set_device("gpu" if use_gpu and cuda_available() else "cpu")
         core = getattr(paddle, "base", None) or getattr(paddle, "fluid")
         core.core.set_num_threads(resolve_threads(num_threads))
@@ -62,8 +65,6 @@ class PaddleBackend:
         self._lock = threading.Lock()
 
     def __call__(self, *inputs: np.ndarray) -> tuple[np.ndarray, ...]:
-        import paddle
-
         with self._lock, paddle.no_grad():
             outputs = self._model(*[paddle.to_tensor(x) for x in inputs])
         return tuple(o.numpy() for o in outputs)
@@ -75,8 +76,6 @@ class OnnxBackend:
     name = "onnxruntime"
 
     def __init__(self, onnx_path: str, use_gpu: bool = False, num_threads: int = 0):
-        import onnxruntime
-
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = resolve_threads(num_threads)
         options.inter_op_num_threads = 1
@@ -98,18 +97,14 @@ def load_backend(model_dir: str, prefix: str, backend: str | None = None, use_gp
     ``inference.onnx`` falls back to paddle with one line saying why."""
     backend = backend or default_backend(use_gpu)
     if backend not in BACKENDS:
-        from ppasr.errors import UserError
-
         raise UserError(f"unknown backend {backend!r}; use one of {', '.join(BACKENDS)}")
     if backend == "onnxruntime":
         onnx_path = os.path.join(model_dir, ONNX_FILE)
-        try:
-            import onnxruntime  # noqa: F401
-        except ImportError:
+        if onnxruntime is None:
             logger.info("onnxruntime is not installed (pip install onnxruntime); using the paddle backend")
+        elif os.path.exists(onnx_path):
+            return OnnxBackend(onnx_path, use_gpu, num_threads)
         else:
-            if os.path.exists(onnx_path):
-                return OnnxBackend(onnx_path, use_gpu, num_threads)
             logger.info(f"{onnx_path} not found (export the model again to create it); using the paddle backend")
     return PaddleBackend(model_dir, prefix, use_gpu, num_threads)
 
@@ -124,7 +119,7 @@ def convert_to_onnx(model_dir: str, prefix: str, sample_inputs: list[np.ndarray]
     if os.path.exists(onnx_path):
         os.remove(onnx_path)  # never leave a stale graph beside a new paddle model
     try:
-        import paddle2onnx
+        import paddle2onnx  # imported here: only export needs it, and it loads much of paddle's static graph code
     except ImportError as e:  # not installed, or a paddle2onnx built for another paddle (2.x needs paddle 3)
         logger.info(f"paddle2onnx is unavailable ({e}): no {ONNX_FILE} written, infer_path.py will use paddle "
                     f"(pip install paddle2onnx onnxruntime, then export again)")
