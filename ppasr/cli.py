@@ -18,6 +18,9 @@ from ppasr.utils import none_or_str, str2bool
 if TYPE_CHECKING:
     from ppasr.corpora import Corpus
 
+# inference backends of ppasr.backend (named here so that parsing flags needs no paddle import)
+INFERENCE_BACKENDS = ("onnxruntime", "paddle")
+
 Check = Callable[[argparse.Namespace], Optional[str]]
 
 
@@ -212,6 +215,9 @@ def _prediction(p: FlagParser) -> None:
     _add(p, "vocab_path", none_or_str, "dataset/vocabulary.txt",
          "数据集的词汇表文件路径 (checked against the vocabulary exported with the model).")
     _add(p, "model_dir", str, "models/deepspeech2/infer/", "导出的预测模型文件夹路径.")
+    _add(p, "backend", none_or_str, None, "推理后端 onnxruntime|paddle; None = onnxruntime on CPU, paddle when "
+         "--use_gpu finds CUDA.", choices=[None, *INFERENCE_BACKENDS])
+    _add(p, "num_threads", integer(0), 0, "CPU推理线程数; 0 = the cores this process may use (OMP_NUM_THREADS if set).")
 
 
 # ---- one parser per script ----------------------------------------------------------------------

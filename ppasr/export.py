@@ -5,10 +5,12 @@ import json
 import os
 import shutil
 
+import numpy as np
 import paddle
 
+from ppasr.backend import convert_to_onnx
 from ppasr.features import FeatureNormalizer
-from ppasr.model import InferenceModel
+from ppasr.model import DeepSpeech2Model, InferenceModel
 from ppasr.model_config import load_trained_model
 from ppasr.utils import read_vocabulary, require_file
 
@@ -26,17 +28,8 @@ def export_model(args) -> str:
     normalizer = FeatureNormalizer(args.mean_std_path)
     config = normalizer.feature_config
     model_config, model = load_trained_model(args, vocabulary, config)
-    wrapped = InferenceModel(model, normalizer.mean, normalizer.std)
-    wrapped.eval()
-    # PPASR's streaming signature: the GRU state goes in and comes out, so a stream can carry it.
-    specs = [paddle.static.InputSpec([None, config.dim, None], "float32", "audio"),
-             paddle.static.InputSpec([None], "int64", "audio_len"),
-             paddle.static.InputSpec([model_config.num_rnn_layers, None, model_config.rnn_size], "float32",
-                                     "init_state_h_box")]
-    static = paddle.jit.to_static(wrapped, input_spec=specs, full_graph=True)
     out_dir = os.path.join(args.save_model, args.use_model, "infer")
-    os.makedirs(out_dir, exist_ok=True)
-    paddle.jit.save(static, os.path.join(out_dir, MODEL_PREFIX))
+    save_inference_model(model, normalizer.mean, normalizer.std, out_dir)
     shutil.copyfile(args.dataset_vocab, os.path.join(out_dir, VOCAB_FILE))
     with open(os.path.join(out_dir, CONFIG_FILE), "w", encoding="utf-8") as f:
         json.dump({"use_model": args.use_model, "feature_config": json.loads(config.to_json()),
@@ -44,3 +37,29 @@ def export_model(args) -> str:
                    "num_rnn_layers": model_config.num_rnn_layers, "rnn_size": model_config.rnn_size,
                    "source": os.path.abspath(args.resume_model)}, f, ensure_ascii=False, indent=2)
     return out_dir
+
+
+def save_inference_model(model: DeepSpeech2Model, mean: np.ndarray, std: np.ndarray, out_dir: str) -> None:
+    """The static program with normalisation and softmax inside, and its ONNX conversion beside it."""
+    wrapped = InferenceModel(model, mean, std)
+    wrapped.eval()
+    dim, layers, hidden = mean.shape[0], model.rnn.num_rnn_layers, model.rnn.rnn[0].hidden_size
+    # PPASR's streaming signature: the GRU state goes in and comes out, so a stream can carry it.
+    specs = [paddle.static.InputSpec([None, dim, None], "float32", "audio"),
+             paddle.static.InputSpec([None], "int64", "audio_len"),
+             paddle.static.InputSpec([layers, None, hidden], "float32", "init_state_h_box")]
+    static = paddle.jit.to_static(wrapped, input_spec=specs, full_graph=True)
+    os.makedirs(out_dir, exist_ok=True)
+    paddle.jit.save(static, os.path.join(out_dir, MODEL_PREFIX))
+    convert_to_onnx(out_dir, MODEL_PREFIX, sample_inputs(mean, std, (layers, 1, hidden)))
+
+
+def sample_inputs(mean: np.ndarray, std: np.ndarray, state_shape: tuple[int, int, int],
+                  frames: int = 200) -> list[np.ndarray]:
+    """Random features at the data's scale and a random GRU state: the check that the .onnx
+    computes what paddle computes, the carried state included."""
+    rng = np.random.default_rng(0)
+    dim = mean.shape[0]
+    audio = mean.reshape(1, dim, 1) + std.reshape(1, dim, 1) * rng.standard_normal((1, dim, frames))
+    state = np.tanh(rng.standard_normal(state_shape))
+    return [audio.astype(np.float32), np.array([frames], dtype=np.int64), state.astype(np.float32)]

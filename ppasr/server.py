@@ -359,7 +359,7 @@ def serve(args) -> None:
     """The whole infer_server.py job: load the model, then serve until interrupted."""
     setup_logging()
     set_paddle_threads()
-    predictor = Predictor(args.model_dir, args.use_gpu)
+    predictor = Predictor(args.model_dir, args.use_gpu, args.backend, args.num_threads)
     check_vocabulary(predictor, args.vocab_path, args.model_dir)
     decoder = build_decoder(args, predictor.vocabulary, num_processes=1)
     limits = Limits(max_upload_bytes=int(args.max_upload_mb * 1024 * 1024), max_audio_seconds=args.max_audio_seconds,

@@ -23,7 +23,7 @@ TEST_WAV = REFERENCE / "test.wav"
 def run_cli(script: str, *args: str, cwd: Path, check: bool = True, timeout: int = 600,
             env: dict | None = None) -> subprocess.CompletedProcess:
     """Run one of the repo's scripts in ``cwd`` as a user would."""
-    full_env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1", **(env or {}))
+    full_env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", **(env or {})}
     proc = subprocess.run([sys.executable, str(REPO / script), *args], cwd=cwd, capture_output=True,
                           text=True, timeout=timeout, env=full_env)
     if check and proc.returncode != 0:

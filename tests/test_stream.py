@@ -19,7 +19,7 @@ SIZE = ["--cnn_size=4", "--num_rnn_layers=2", "--rnn_size=24"]
 
 
 @pytest.fixture(scope="module")
-def random_export(prepared_corpus, tmp_path_factory):
+def random_export_dir(prepared_corpus, tmp_path_factory):
     """A randomly initialised 2-layer model, exported: every layer's state must be carried."""
     root = tmp_path_factory.mktemp("stream") / "work"
     shutil.copytree(prepared_corpus, root, symlinks=True)
@@ -29,7 +29,15 @@ def random_export(prepared_corpus, tmp_path_factory):
     (root / "models/random/epoch_1").mkdir(parents=True)
     paddle.save(model.state_dict(), str(root / "models/random/epoch_1/model.pdparams"))
     run_cli("export_model.py", *SIZE, "--resume_model=models/random/epoch_1", cwd=root)
-    return Predictor(str(root / "models/deepspeech2/infer"), use_gpu=False)
+    return root / "models/deepspeech2/infer"
+
+
+@pytest.fixture(scope="module", params=["onnxruntime", "paddle"])
+def random_export(random_export_dir, request):
+    """The exported model on each inference backend."""
+    predictor = Predictor(str(random_export_dir), use_gpu=False, backend=request.param)
+    assert predictor.backend.name == request.param
+    return predictor
 
 
 def _stream(predictor, samples, chunk, **kwargs):
