@@ -1,7 +1,7 @@
 """Inference speed of the exported model per backend: paddle.jit.load, Paddle Inference, onnxruntime.
 
 For each model size (the demo model and PPASR's default) a randomly initialised DeepSpeech2 is
-exported with ``ppasr.export.save_inference_model`` (the paddle program and its ONNX conversion,
+exported with ``ppasr.serve.export.save_inference_model`` (the paddle program and its ONNX conversion,
 exactly as export_model.py writes them) and quantised with onnxruntime's dynamic int8
 quantisation. Each backend × thread count then runs in a fresh process over one clip
 (tests/resources/test.wav, 8.4 s): warm-up runs, then ``--repeats`` timed runs of the model
@@ -32,10 +32,10 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from ppasr.audio import read_audio  # noqa: E402
-from ppasr.backend import ONNX_FILE, OnnxBackend, PaddleBackend, paddle_model_files  # noqa: E402
-from ppasr.export import MODEL_PREFIX  # noqa: E402
-from ppasr.features import AudioFeaturizer, FeatureConfig  # noqa: E402
+from ppasr.data.audio import read_audio  # noqa: E402
+from ppasr.serve.backend import ONNX_FILE, OnnxBackend, PaddleBackend, paddle_model_files  # noqa: E402
+from ppasr.serve.export import MODEL_PREFIX  # noqa: E402
+from ppasr.data.features import AudioFeaturizer, FeatureConfig  # noqa: E402
 
 CONFIGS = {
     "demo": {"feature": "fbank", "cnn_size": 16, "num_rnn_layers": 2, "rnn_size": 256, "vocab_size": 137},
@@ -106,8 +106,8 @@ def export_random(name: str, feature: np.ndarray, out_dir: str) -> None:
     """A seeded random model of one size, exported as export_model.py does, plus its int8 copy."""
     import paddle
 
-    from ppasr.export import save_inference_model
-    from ppasr.model import DeepSpeech2Model
+    from ppasr.serve.export import save_inference_model
+    from ppasr.model.deepspeech2 import DeepSpeech2Model
 
     c = CONFIGS[name]
     paddle.seed(0)
@@ -159,9 +159,9 @@ def run_speed(args: argparse.Namespace) -> None:
 
 def run_cer(args: argparse.Namespace) -> None:
     """Greedy CER and speed of a trained exported model, fp32 vs dynamic int8 (onnxruntime)."""
-    from ppasr.decoder import greedy_decode
-    from ppasr.infer import Predictor
-    from ppasr.metrics import corpus_cer
+    from ppasr.decode.beam_search import greedy_decode
+    from ppasr.serve.infer import Predictor
+    from ppasr.train.metrics import corpus_cer
 
     items = [json.loads(line) for line in open(args.cer_manifest, encoding="utf-8") if line.strip()]
     base = os.path.dirname(os.path.dirname(os.path.abspath(args.cer_manifest)))  # manifest paths are relative

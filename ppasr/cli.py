@@ -11,14 +11,14 @@ import math
 import sys
 from typing import TYPE_CHECKING, Callable, Optional
 
-from ppasr.features import FEATURE_METHODS
-from ppasr.text import TEXT_MODES
+from ppasr.data.features import FEATURE_METHODS
+from ppasr.data.text import TEXT_MODES
 from ppasr.utils import none_or_str, str2bool
 
 if TYPE_CHECKING:
-    from ppasr.corpora import Corpus
+    from ppasr.data.corpora import Corpus
 
-# inference backends of ppasr.backend (named here so that parsing flags needs no paddle import)
+# inference backends of ppasr.serve.backend (named here so that parsing flags needs no paddle import)
 INFERENCE_BACKENDS = ("onnxruntime", "paddle")
 
 Check = Callable[[argparse.Namespace], Optional[str]]
@@ -335,7 +335,7 @@ def _archive_source(p: FlagParser, corpus: Corpus) -> None:
 
 
 def download_parser(corpus: Corpus) -> FlagParser:
-    """Flags of download_data/<name>.py for a speech corpus (``ppasr.corpora.Corpus``): PPASR's, then ours."""
+    """Flags of download_data/<name>.py for a speech corpus (``ppasr.data.corpora.Corpus``): PPASR's, then ours."""
     p = FlagParser(description=f"Download {corpus.title} and write its annotations (PPASR download_data).")
     _add(p, "target_dir", str, "../dataset/audio/", "存放音频文件的目录.")
     _add(p, "annotation_text", str, "../dataset/annotation/", "存放音频标注文件的目录.")
@@ -344,7 +344,7 @@ def download_parser(corpus: Corpus) -> FlagParser:
 
 
 def noise_download_parser(corpus: Corpus) -> FlagParser:
-    """Flags of download_data/noise.py (``corpus``: the RIRS_NOISES entry of ``ppasr.corpora``)."""
+    """Flags of download_data/noise.py (``corpus``: the RIRS_NOISES entry of ``ppasr.data.corpora``)."""
     p = FlagParser(description="Download RIRS_NOISES point-source noises (PPASR download_data/noise.py).")
     _add(p, "target_dir", str, "../dataset/audio/", "存放下载的压缩包的目录.")
     _add(p, "noise_path", str, "../dataset/audio/noise/", "存放噪声音频的目录.")
@@ -353,7 +353,7 @@ def noise_download_parser(corpus: Corpus) -> FlagParser:
 
 
 def generate_audio_parser() -> FlagParser:
-    from ppasr.synth import BACKENDS, GRAMMARS, LANGUAGES
+    from ppasr.demo.synth import BACKENDS, GRAMMARS, LANGUAGES
 
     p = FlagParser(description="Generate a synthetic speech corpus (eSpeak NG) with a PPASR annotation file.")
     _add(p, "num_samples", integer(1), 3000, "utterances to generate.")
@@ -371,7 +371,7 @@ def generate_audio_parser() -> FlagParser:
 
 
 def build_lm_parser() -> FlagParser:
-    from ppasr.lm import TOKEN_MODES
+    from ppasr.decode.lm_builder import TOKEN_MODES
 
     p = FlagParser(description="Build an n-gram language model (ARPA) for the CTC beam search.")
     p.add_argument("--manifest", nargs="+", required=True,

@@ -49,7 +49,7 @@ def prepared_corpus(tmp_path_factory) -> Path:
     create_data.py turns into the whole manifest.test) whose sentences never occur in training.
     """
     root = tmp_path_factory.mktemp("corpus")
-    from ppasr.synth import generate_corpus
+    from ppasr.demo.synth import generate_corpus
 
     cwd = os.getcwd()
     os.chdir(root)
@@ -97,8 +97,8 @@ def exported_corpus(prepared_corpus, tmp_path_factory) -> Path:
 
     import paddle
 
-    from ppasr.features import FeatureNormalizer
-    from ppasr.model import DeepSpeech2Model
+    from ppasr.data.features import FeatureNormalizer
+    from ppasr.model.deepspeech2 import DeepSpeech2Model
     from ppasr.utils import read_vocabulary
 
     root = tmp_path_factory.mktemp("exported") / "work"

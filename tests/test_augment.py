@@ -1,4 +1,4 @@
-"""Tests for ppasr.augment on real speech (tests/resources/test.wav)."""
+"""Tests for ppasr.data.augment on real speech (tests/resources/test.wav)."""
 from __future__ import annotations
 
 import json
@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import soundfile
 
-import ppasr.augment as augment
+import ppasr.data.augment as augment
 from conftest import REPO
-from ppasr.augment import AugmentationPipeline, build_augmentation_pipeline
+from ppasr.data.augment import AugmentationPipeline, build_augmentation_pipeline
 from ppasr.errors import UserError
 
 REPO = Path(__file__).resolve().parents[1]

@@ -202,7 +202,7 @@ def test_model_config_comes_from_the_checkpoint(workdir):
 
 def test_leftovers_of_a_killed_save_are_cleaned_up(tmp_path):
     """A half-written folder goes; the old version of a folder caught between two renames comes back."""
-    from ppasr.checkpoint import remove_stale_temporaries
+    from ppasr.model.checkpoint import remove_stale_temporaries
 
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
                           text=True).stdout.strip()

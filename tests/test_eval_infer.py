@@ -37,7 +37,7 @@ def test_eval_prints_cer_and_writes_results(trained):
 def test_batched_decoding_ignores_padded_frames(trained):
     """Each utterance decodes the same alone and inside a batch of very different lengths."""
     from ppasr.cli import eval_parser
-    from ppasr.evaluation import evaluate, load_for_eval, TextDecoder
+    from ppasr.train.evaluation import evaluate, load_for_eval, TextDecoder
     import os
 
     cwd = os.getcwd()
@@ -215,7 +215,7 @@ def test_bare_infer_path_and_long_audio_print_ppasrs_lines(trained):
 
 
 def test_greedy_score_is_ppasrs():
-    from ppasr.decoder import greedy_score
+    from ppasr.decode.beam_search import greedy_score
 
     # best path: blank(0.6), 1(0.9), 1(0.7), blank(0.5), 2(0.8): mean of 0.9, 0.7, 0.8 x 100
     probs = np.array([[0.6, 0.3, 0.1], [0.05, 0.9, 0.05], [0.2, 0.7, 0.1], [0.5, 0.2, 0.3], [0.1, 0.1, 0.8]])
@@ -224,7 +224,7 @@ def test_greedy_score_is_ppasrs():
 
 
 def test_to_an_turns_numbers_into_digits_and_leaves_words():
-    from ppasr.text import to_arabic_numerals
+    from ppasr.data.text import to_arabic_numerals
 
     assert to_arabic_numerals("今天是二零二一年三月十五号") == "今天是2021年3月15号"
     assert to_arabic_numerals("我有三百五十块钱") == "我有350块钱"
@@ -233,7 +233,7 @@ def test_to_an_turns_numbers_into_digits_and_leaves_words():
 
 
 def test_long_audio_split_on_silence(reference_audio):
-    from ppasr.vad import split_on_silence
+    from ppasr.serve.vad import split_on_silence
 
     samples, sr = reference_audio
     gap = np.zeros(sr, dtype=np.float32)

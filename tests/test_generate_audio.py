@@ -10,7 +10,7 @@ import pytest
 import soundfile
 
 from conftest import run_cli
-from ppasr.synth import (create_engine, generate_corpus, get_grammar, open_engine,
+from ppasr.demo.synth import (create_engine, generate_corpus, get_grammar, open_engine,
                          sample_sentences, to_pinyin, zh_number)
 
 NUM = 10

@@ -43,9 +43,9 @@ def transcript(stdout: str) -> str:
 
 
 def test_onnxruntime_and_paddle_agree_on_real_clips(exported):
-    from ppasr.audio import read_audio
-    from ppasr.decoder import greedy_decode
-    from ppasr.infer import Predictor
+    from ppasr.data.audio import read_audio
+    from ppasr.decode.beam_search import greedy_decode
+    from ppasr.serve.infer import Predictor
 
     assert (exported / INFER_DIR / "inference.onnx").is_file()
     onnx = Predictor(str(exported / INFER_DIR), use_gpu=False, backend="onnxruntime", num_threads=1)
@@ -101,8 +101,8 @@ def test_one_predictor_serves_concurrent_streams(exported, backend):
     """A server shares one Predictor (one session) across streams: each stream keeps only its own state."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from ppasr.audio import normalize_gain, read_audio
-    from ppasr.infer import Predictor
+    from ppasr.data.audio import normalize_gain, read_audio
+    from ppasr.serve.infer import Predictor
 
     predictor = Predictor(str(exported / INFER_DIR), use_gpu=False, backend=backend, num_threads=1)
     audio = [read_audio(path, 16000)[0] for path in clips(exported, 3)]

@@ -8,11 +8,11 @@ import paddle
 import pytest
 
 from conftest import TEST_WAV, TINY_MODEL, run_cli
-from ppasr.audio import normalize_gain, read_audio
-from ppasr.decoder import greedy_decode
-from ppasr.features import FeatureNormalizer
-from ppasr.infer import Predictor
-from ppasr.model import DeepSpeech2Model
+from ppasr.data.audio import normalize_gain, read_audio
+from ppasr.decode.beam_search import greedy_decode
+from ppasr.data.features import FeatureNormalizer
+from ppasr.serve.infer import Predictor
+from ppasr.model.deepspeech2 import DeepSpeech2Model
 from ppasr.utils import read_vocabulary
 
 SIZE = ["--cnn_size=4", "--num_rnn_layers=2", "--rnn_size=24"]

@@ -18,19 +18,19 @@ import numpy as np
 import paddle
 import paddle.distributed as dist
 
-from ppasr.augment import build_augmentation_pipeline
-from ppasr.checkpoint import (BEST_MODEL, LAST_MODEL, check_model_dir, checkpoint_name, load_optimizer,
+from ppasr.data.augment import build_augmentation_pipeline
+from ppasr.model.checkpoint import (BEST_MODEL, LAST_MODEL, check_model_dir, checkpoint_name, load_optimizer,
                               load_pretrained, load_weights, new_run_id, prune_checkpoints, publish, read_state,
                               remove_stale_temporaries, save_checkpoint)
-from ppasr.dataset import ManifestDataset, SortaGradBatchSampler, build_loader, is_placeholder
-from ppasr.decoder import greedy_decode
+from ppasr.data.dataset import ManifestDataset, SortaGradBatchSampler, build_loader, is_placeholder
+from ppasr.decode.beam_search import greedy_decode
 from ppasr.errors import UserError
-from ppasr.evaluation import EvalResult, ctc_loss_per_utterance, evaluate
-from ppasr.features import FeatureConfig, FeatureNormalizer
+from ppasr.train.evaluation import EvalResult, ctc_loss_per_utterance, evaluate
+from ppasr.data.features import FeatureConfig, FeatureNormalizer
 from ppasr.logger import setup_logging
-from ppasr.model_config import ModelConfig, resolve_model_config
+from ppasr.model.config import ModelConfig, resolve_model_config
 from ppasr.utils import loader_workers, read_vocabulary, require_file, select_device, set_paddle_threads
-from ppasr.vdl import new_run_dir, open_writer
+from ppasr.train.vdl import new_run_dir, open_writer
 
 logger = logging.getLogger("ppasr")
 

@@ -34,10 +34,10 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ppasr.audio import AudioError, read_audio, resample
+from ppasr.data.audio import AudioError, read_audio, resample
 from ppasr.errors import UserError
 from ppasr.logger import logger
-from ppasr.manifest import read_manifest
+from ppasr.data.manifest import read_manifest
 
 __all__ = [
     "AugmentationPipeline",

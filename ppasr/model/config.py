@@ -13,10 +13,10 @@ from dataclasses import asdict, dataclass
 
 import paddle
 
-from ppasr.checkpoint import check_model_dir, load_weights, read_state
+from ppasr.model.checkpoint import check_model_dir, load_weights, read_state
 from ppasr.errors import UserError
-from ppasr.features import FeatureConfig
-from ppasr.model import DeepSpeech2Model
+from ppasr.data.features import FeatureConfig
+from ppasr.model.deepspeech2 import DeepSpeech2Model
 from ppasr.utils import vocabulary_hash
 
 # Layer sizes when neither a flag nor the checkpoint says (PPASR's DeepSpeech2).

@@ -5,10 +5,10 @@ import logging
 import numpy as np
 import paddle
 
-from ppasr.audio import AudioError, read_audio, resample
-from ppasr.features import AudioFeaturizer, FeatureNormalizer
-from ppasr.manifest import read_manifest
-from ppasr.model import conv_output_length
+from ppasr.data.audio import AudioError, read_audio, resample
+from ppasr.data.features import AudioFeaturizer, FeatureNormalizer
+from ppasr.data.manifest import read_manifest
+from ppasr.model.deepspeech2 import conv_output_length
 from ppasr.utils import LoaderWorkerInit
 
 logger = logging.getLogger("ppasr")

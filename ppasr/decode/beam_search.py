@@ -29,7 +29,7 @@ from typing import Any, Self
 
 import numpy as np
 
-from ppasr.text import is_cjk
+from ppasr.data.text import is_cjk
 
 BLANK_INDEX = 0
 LM_TOKEN_MODES = ("char", "word")

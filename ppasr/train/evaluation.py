@@ -15,13 +15,13 @@ import numpy as np
 import paddle
 from tqdm import tqdm
 
-from ppasr.dataset import ManifestDataset, SortaGradBatchSampler, build_loader, is_placeholder
-from ppasr.decoder import BeamSearchDecoder, greedy_decode, greedy_score, load_language_model
+from ppasr.data.dataset import ManifestDataset, SortaGradBatchSampler, build_loader, is_placeholder
+from ppasr.decode.beam_search import BeamSearchDecoder, greedy_decode, greedy_score, load_language_model
 from ppasr.errors import UserError
-from ppasr.features import FeatureNormalizer
+from ppasr.data.features import FeatureNormalizer
 from ppasr.logger import logger
-from ppasr.metrics import char_errors
-from ppasr.model_config import load_trained_model
+from ppasr.train.metrics import char_errors
+from ppasr.model.config import load_trained_model
 from ppasr.utils import loader_workers, read_vocabulary, require_file, select_device, set_paddle_threads
 
 Decode = Callable[[np.ndarray, np.ndarray], list[str]]

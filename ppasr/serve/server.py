@@ -34,12 +34,12 @@ from fastapi.staticfiles import StaticFiles
 from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException
 
-from ppasr.audio import AudioError, audio_info, read_audio
-from ppasr.decoder import IncrementalGreedyDecoder
-from ppasr.evaluation import build_decoder
-from ppasr.infer import Predictor, check_vocabulary, transcribe_segments
+from ppasr.data.audio import AudioError, audio_info, read_audio
+from ppasr.decode.beam_search import IncrementalGreedyDecoder
+from ppasr.train.evaluation import build_decoder
+from ppasr.serve.infer import Predictor, check_vocabulary, transcribe_segments
 from ppasr.logger import logger, setup_logging
-from ppasr.text import to_arabic_numerals
+from ppasr.data.text import to_arabic_numerals
 from ppasr.utils import set_paddle_threads
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
