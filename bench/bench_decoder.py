@@ -20,7 +20,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ppasr.decode.beam_search import BeamSearchDecoder, greedy_decode
+from ppasr.decode.beam_search import BeamSearchDecoder
+from ppasr.decode.greedy import greedy_decode
 from ppasr.decode.lm_builder import build_lm
 from ppasr.train.metrics import corpus_cer
 

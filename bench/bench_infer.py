@@ -159,7 +159,7 @@ def run_speed(args: argparse.Namespace) -> None:
 
 def run_cer(args: argparse.Namespace) -> None:
     """Greedy CER and speed of a trained exported model, fp32 vs dynamic int8 (onnxruntime)."""
-    from ppasr.decode.beam_search import greedy_decode
+    from ppasr.decode.greedy import greedy_decode
     from ppasr.serve.infer import Predictor
     from ppasr.train.metrics import corpus_cer
 

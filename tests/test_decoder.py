@@ -7,14 +7,9 @@ import math
 import numpy as np
 import pytest
 
-from ppasr.decode.beam_search import (
-    BeamSearchDecoder,
-    OOV_LOG10,
-    detect_lm_token,
-    greedy_decode,
-    prune_frames,
-    read_arpa_words,
-)
+from ppasr.decode.beam_search import BeamSearchDecoder, prune_frames
+from ppasr.decode.greedy import greedy_decode
+from ppasr.decode.language_model import OOV_LOG10, detect_lm_token, read_arpa_words
 from ppasr.decode.lm_builder import build_lm
 
 ZH_VOCAB = ["<blank>", "天", "气", "器", "很", "好", "机"]

@@ -215,7 +215,7 @@ def test_bare_infer_path_and_long_audio_print_ppasrs_lines(trained):
 
 
 def test_greedy_score_is_ppasrs():
-    from ppasr.decode.beam_search import greedy_score
+    from ppasr.decode.greedy import greedy_score
 
     # best path: blank(0.6), 1(0.9), 1(0.7), blank(0.5), 2(0.8): mean of 0.9, 0.7, 0.8 x 100
     probs = np.array([[0.6, 0.3, 0.1], [0.05, 0.9, 0.05], [0.2, 0.7, 0.1], [0.5, 0.2, 0.3], [0.1, 0.1, 0.8]])

@@ -8,7 +8,7 @@ import shutil
 import pytest
 from conftest import run_cli
 
-from ppasr.decode.beam_search import detect_lm_token
+from ppasr.decode.language_model import detect_lm_token
 from ppasr.decode.lm_builder import (
     build_lm,
     count_ngrams,

@@ -44,7 +44,7 @@ def transcript(stdout: str) -> str:
 
 def test_onnxruntime_and_paddle_agree_on_real_clips(exported):
     from ppasr.data.audio import read_audio
-    from ppasr.decode.beam_search import greedy_decode
+    from ppasr.decode.greedy import greedy_decode
     from ppasr.serve.infer import Predictor
 
     assert (exported / INFER_DIR / "inference.onnx").is_file()

@@ -9,7 +9,7 @@ import pytest
 
 from conftest import TEST_WAV, TINY_MODEL, run_cli
 from ppasr.data.audio import normalize_gain, read_audio
-from ppasr.decode.beam_search import greedy_decode
+from ppasr.decode.greedy import greedy_decode
 from ppasr.data.features import FeatureNormalizer
 from ppasr.serve.infer import Predictor
 from ppasr.model.deepspeech2 import DeepSpeech2Model

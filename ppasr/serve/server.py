@@ -35,7 +35,7 @@ from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException
 
 from ppasr.data.audio import AudioError, audio_info, read_audio
-from ppasr.decode.beam_search import IncrementalGreedyDecoder
+from ppasr.decode.greedy import IncrementalGreedyDecoder
 from ppasr.train.evaluation import build_decoder
 from ppasr.serve.infer import Predictor, check_vocabulary, transcribe_segments
 from ppasr.logger import logger, setup_logging

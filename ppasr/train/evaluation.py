@@ -16,7 +16,9 @@ import paddle
 from tqdm import tqdm
 
 from ppasr.data.dataset import ManifestDataset, SortaGradBatchSampler, build_loader, is_placeholder
-from ppasr.decode.beam_search import BeamSearchDecoder, greedy_decode, greedy_score, load_language_model
+from ppasr.decode.beam_search import BeamSearchDecoder
+from ppasr.decode.greedy import greedy_decode, greedy_score
+from ppasr.decode.language_model import load_language_model
 from ppasr.errors import UserError
 from ppasr.data.features import FeatureNormalizer
 from ppasr.logger import logger

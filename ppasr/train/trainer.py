@@ -23,7 +23,7 @@ from ppasr.model.checkpoint import (BEST_MODEL, LAST_MODEL, check_model_dir, che
                               load_pretrained, load_weights, new_run_id, prune_checkpoints, publish, read_state,
                               remove_stale_temporaries, save_checkpoint)
 from ppasr.data.dataset import ManifestDataset, SortaGradBatchSampler, build_loader, is_placeholder
-from ppasr.decode.beam_search import greedy_decode
+from ppasr.decode.greedy import greedy_decode
 from ppasr.errors import UserError
 from ppasr.train.evaluation import EvalResult, ctc_loss_per_utterance, evaluate
 from ppasr.data.features import FeatureConfig, FeatureNormalizer
