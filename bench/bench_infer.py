@@ -33,9 +33,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from ppasr.data.audio import read_audio  # noqa: E402
+from ppasr.data.features import AudioFeaturizer, FeatureConfig  # noqa: E402
 from ppasr.serve.backend import ONNX_FILE, OnnxBackend, PaddleBackend, paddle_model_files  # noqa: E402
 from ppasr.serve.export import MODEL_PREFIX  # noqa: E402
-from ppasr.data.features import AudioFeaturizer, FeatureConfig  # noqa: E402
 
 CONFIGS = {
     "demo": {"feature": "fbank", "cnn_size": 16, "num_rnn_layers": 2, "rnn_size": 256, "vocab_size": 137},
@@ -106,8 +106,8 @@ def export_random(name: str, feature: np.ndarray, out_dir: str) -> None:
     """A seeded random model of one size, exported as export_model.py does, plus its int8 copy."""
     import paddle
 
-    from ppasr.serve.export import save_inference_model
     from ppasr.model.deepspeech2 import DeepSpeech2Model
+    from ppasr.serve.export import save_inference_model
 
     c = CONFIGS[name]
     paddle.seed(0)

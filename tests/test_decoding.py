@@ -13,8 +13,8 @@ import pytest
 from conftest import LEARN_MANIFEST, LEARN_MODEL, run_cli
 from ppasr.data.audio import read_audio
 from ppasr.data.features import AudioFeaturizer, FeatureNormalizer
-from ppasr.serve.infer import Predictor
 from ppasr.model.deepspeech2 import DeepSpeech2Model
+from ppasr.serve.infer import Predictor
 from ppasr.utils import read_vocabulary
 
 BEAM = ["--decoder=ctc_beam_search", "--num_proc_bsearch=1"]

@@ -37,7 +37,8 @@ def test_eval_prints_cer_and_writes_results(trained):
 def test_batched_decoding_ignores_padded_frames(trained):
     """Each utterance decodes the same alone and inside a batch of very different lengths."""
     from ppasr.cli import eval_parser
-    from ppasr.train.evaluation import evaluate, load_for_eval, TextDecoder
+    from ppasr.decode.text_decoder import TextDecoder
+    from ppasr.train.evaluation import evaluate, load_for_eval
     import os
 
     cwd = os.getcwd()

@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 
 from ppasr.data.audio import read_audio
-from ppasr.errors import UserError
 from ppasr.data.features import AudioFeaturizer, FeatureConfig, FeatureNormalizer, save_mean_std
+from ppasr.errors import UserError
 
 from conftest import REFERENCE, TEST_WAV
 

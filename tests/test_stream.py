@@ -9,10 +9,10 @@ import pytest
 
 from conftest import TEST_WAV, TINY_MODEL, run_cli
 from ppasr.data.audio import normalize_gain, read_audio
-from ppasr.decode.greedy import greedy_decode
 from ppasr.data.features import FeatureNormalizer
-from ppasr.serve.infer import Predictor
+from ppasr.decode.greedy import greedy_decode
 from ppasr.model.deepspeech2 import DeepSpeech2Model
+from ppasr.serve.infer import Predictor
 from ppasr.utils import read_vocabulary
 
 SIZE = ["--cnn_size=4", "--num_rnn_layers=2", "--rnn_size=24"]

@@ -15,8 +15,8 @@ from typing import Callable, Iterator
 from tqdm import tqdm
 
 from ppasr.cli import download_parser, noise_download_parser
-from ppasr.data.prepare import TEST_ANNOTATION, write_lines
 from ppasr.data.download import Stages, download, unpack, verify_md5
+from ppasr.data.prepare import TEST_ANNOTATION, write_lines
 from ppasr.errors import UserError, run_main
 from ppasr.logger import logger, setup_logging
 from ppasr.utils import print_arguments

@@ -22,8 +22,8 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from ppasr.decode.language_model import detect_lm_token
 from ppasr.data.manifest import is_manifest, read_manifest
+from ppasr.decode.language_model import detect_lm_token
 
 BOS = "<s>"
 EOS = "</s>"

@@ -13,9 +13,9 @@ from dataclasses import asdict, dataclass
 
 import paddle
 
-from ppasr.model.checkpoint import check_model_dir, load_weights, read_state
-from ppasr.errors import UserError
 from ppasr.data.features import FeatureConfig
+from ppasr.errors import UserError
+from ppasr.model.checkpoint import check_model_dir, load_weights, read_state
 from ppasr.model.deepspeech2 import DeepSpeech2Model
 from ppasr.utils import vocabulary_hash
 

@@ -8,10 +8,10 @@ import shutil
 import numpy as np
 import paddle
 
-from ppasr.serve.backend import convert_to_onnx
 from ppasr.data.features import FeatureNormalizer
-from ppasr.model.deepspeech2 import DeepSpeech2Model, InferenceModel
 from ppasr.model.config import load_trained_model
+from ppasr.model.deepspeech2 import DeepSpeech2Model, InferenceModel
+from ppasr.serve.backend import convert_to_onnx
 from ppasr.utils import read_vocabulary, require_file
 
 MODEL_PREFIX = "inference"

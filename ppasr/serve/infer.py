@@ -15,14 +15,15 @@ import time
 import numpy as np
 
 from ppasr.data.audio import AudioError, normalize_gain, read_audio
-from ppasr.serve.backend import cuda_available, load_backend
-from ppasr.errors import UserError
-from ppasr.serve.export import CONFIG_FILE, MODEL_PREFIX, VOCAB_FILE
 from ppasr.data.features import AudioFeaturizer, FeatureConfig
-from ppasr.model.deepspeech2 import TIME_SUBSAMPLING, conv_output_length
 from ppasr.data.text import to_arabic_numerals
-from ppasr.utils import read_vocabulary
+from ppasr.decode.text_decoder import build_decoder
+from ppasr.errors import UserError
+from ppasr.model.deepspeech2 import TIME_SUBSAMPLING, conv_output_length
+from ppasr.serve.backend import cuda_available, load_backend
+from ppasr.serve.export import CONFIG_FILE, MODEL_PREFIX, VOCAB_FILE
 from ppasr.serve.vad import split_on_silence
+from ppasr.utils import read_vocabulary
 
 
 class Predictor:
@@ -158,8 +159,6 @@ def check_vocabulary(predictor: Predictor, vocab_path: str | None, model_dir: st
 
 def infer_path(args) -> None:
     """The whole infer_path.py job, printing PPASR's result lines."""
-    from ppasr.train.evaluation import build_decoder
-
     predictor = Predictor(args.model_dir, args.use_gpu, args.backend, args.num_threads)
     check_vocabulary(predictor, args.vocab_path, args.model_dir)
     decoder = build_decoder(args, predictor.vocabulary, num_processes=1)

@@ -35,11 +35,11 @@ from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException
 
 from ppasr.data.audio import AudioError, audio_info, read_audio
-from ppasr.decode.greedy import IncrementalGreedyDecoder
-from ppasr.train.evaluation import build_decoder
-from ppasr.serve.infer import Predictor, check_vocabulary, transcribe_segments
-from ppasr.logger import logger, setup_logging
 from ppasr.data.text import to_arabic_numerals
+from ppasr.decode.greedy import IncrementalGreedyDecoder
+from ppasr.decode.text_decoder import build_decoder
+from ppasr.logger import logger, setup_logging
+from ppasr.serve.infer import Predictor, check_vocabulary, transcribe_segments
 from ppasr.utils import set_paddle_threads
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"

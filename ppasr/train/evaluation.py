@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import json
-import os
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Iterator
@@ -16,14 +15,13 @@ import paddle
 from tqdm import tqdm
 
 from ppasr.data.dataset import ManifestDataset, SortaGradBatchSampler, build_loader, is_placeholder
-from ppasr.decode.beam_search import BeamSearchDecoder
-from ppasr.decode.greedy import greedy_decode, greedy_score
-from ppasr.decode.language_model import load_language_model
-from ppasr.errors import UserError
 from ppasr.data.features import FeatureNormalizer
-from ppasr.logger import logger
-from ppasr.train.metrics import char_errors
+from ppasr.decode.beam_search import BeamSearchDecoder
+from ppasr.decode.language_model import load_language_model
+from ppasr.decode.text_decoder import build_decoder
+from ppasr.errors import UserError
 from ppasr.model.config import load_trained_model
+from ppasr.train.metrics import char_errors
 from ppasr.utils import loader_workers, read_vocabulary, require_file, select_device, set_paddle_threads
 
 Decode = Callable[[np.ndarray, np.ndarray], list[str]]
@@ -116,56 +114,6 @@ def evaluate(model: paddle.nn.Layer, loader, dataset: ManifestDataset, decode: D
     for output in forward_batches(model, loader, ctc, progress=progress):
         score(result, output, dataset, decode)
     return result
-
-
-class TextDecoder:
-    """Greedy or beam-search decoding behind one interface."""
-
-    def __init__(self, vocabulary: list[str], beam_search=None):
-        self.vocabulary = vocabulary
-        self.beam_search = beam_search
-
-    def batch(self, probs: np.ndarray, lengths: np.ndarray) -> list[str]:
-        """Texts of a [B, T, V] batch, each decoded over its own valid frames only."""
-        if self.beam_search is None:
-            return greedy_decode(probs, lengths, self.vocabulary)
-        return self.beam_search.decode_batch(probs, lengths)
-
-    def __call__(self, probs: np.ndarray) -> tuple[str, float]:
-        """Text and PPASR's score of one utterance's [T, V] probabilities.
-
-        Greedy: confidence 0-100 (:func:`greedy_score`); beam search: minus the result's CTC
-        log-probability (PPASR's ``-approx_ctc``, smaller is more confident).
-        """
-        if self.beam_search is None:
-            text = greedy_decode(probs[None], np.array([probs.shape[0]]), self.vocabulary)[0]
-            return text, greedy_score(probs)
-        text, _, ctc_log_prob = self.beam_search.decode_hypothesis(probs)
-        return text, -ctc_log_prob
-
-    def close(self) -> None:
-        if self.beam_search is not None:
-            self.beam_search.close()
-
-
-def build_decoder(args, vocabulary: list[str], num_processes: int | None = None) -> TextDecoder:
-    """The decoder the flags ask for; a missing LM file falls back to beam search without LM."""
-    if args.decoder == "ctc_greedy":
-        return TextDecoder(vocabulary)
-    lm_path = args.lang_model_path
-    if lm_path and not os.path.exists(lm_path):
-        logger.warning(f"warning: language model {lm_path} not found: decoding with beam search WITHOUT a "
-                       f"language model. Build one with `python3 tools/build_lm.py --manifest dataset/manifest.train "
-                       f"--output {lm_path}`, or pass --lang_model_path=None to silence this.")
-        lm_path = None
-    try:
-        beam = BeamSearchDecoder(vocabulary, alpha=args.alpha, beta=args.beta, beam_size=args.beam_size,
-                                 cutoff_prob=args.cutoff_prob, cutoff_top_n=args.cutoff_top_n,
-                                 lang_model_path=lm_path,
-                                 num_processes=num_processes if num_processes is not None else args.num_proc_bsearch)
-    except ValueError as e:
-        raise UserError(str(e)) from None
-    return TextDecoder(vocabulary, beam)
 
 
 def load_for_eval(args):

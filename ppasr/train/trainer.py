@@ -19,18 +19,18 @@ import paddle
 import paddle.distributed as dist
 
 from ppasr.data.augment import build_augmentation_pipeline
+from ppasr.data.dataset import ManifestDataset, SortaGradBatchSampler, build_loader, is_placeholder
+from ppasr.data.features import FeatureConfig, FeatureNormalizer
+from ppasr.decode.greedy import greedy_decode
+from ppasr.errors import UserError
+from ppasr.logger import setup_logging
 from ppasr.model.checkpoint import (BEST_MODEL, LAST_MODEL, check_model_dir, checkpoint_name, load_optimizer,
                               load_pretrained, load_weights, new_run_id, prune_checkpoints, publish, read_state,
                               remove_stale_temporaries, save_checkpoint)
-from ppasr.data.dataset import ManifestDataset, SortaGradBatchSampler, build_loader, is_placeholder
-from ppasr.decode.greedy import greedy_decode
-from ppasr.errors import UserError
-from ppasr.train.evaluation import EvalResult, ctc_loss_per_utterance, evaluate
-from ppasr.data.features import FeatureConfig, FeatureNormalizer
-from ppasr.logger import setup_logging
 from ppasr.model.config import ModelConfig, resolve_model_config
-from ppasr.utils import loader_workers, read_vocabulary, require_file, select_device, set_paddle_threads
+from ppasr.train.evaluation import EvalResult, ctc_loss_per_utterance, evaluate
 from ppasr.train.vdl import new_run_dir, open_writer
+from ppasr.utils import loader_workers, read_vocabulary, require_file, select_device, set_paddle_threads
 
 logger = logging.getLogger("ppasr")
 
