@@ -15,7 +15,8 @@ from conftest import REPO
 from test_server import LIMITS, clips, post_audio
 
 sys.path.insert(0, str(REPO / "tools"))
-from server_screenshot import chromium_page, find_chromium, microphone_file, record, running_server, upload  # noqa: E402
+from browser import find_chromium  # noqa: E402
+from server_screenshot import chromium_page, microphone_file, record, running_server, upload  # noqa: E402
 
 pytestmark = pytest.mark.skipif(find_chromium() is None and not os.environ.get("CI"),
                                 reason="needs Chromium (CI installs it)")
