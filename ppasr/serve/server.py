@@ -153,6 +153,11 @@ async def read_upload(request: Request, max_bytes: int) -> bytes:
     too_large = ClientError(TOO_LARGE, f"upload larger than {max_bytes // (1024 * 1024)} MB (--max_upload_mb)", 413)
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > max_bytes + MULTIPART_OVERHEAD:
+        if int(declared) <= 2 * max_bytes:
+            # read and drop a body that is only somewhat too large: a client still sending it would
+            # otherwise see a reset connection instead of the 413 (larger ones are refused at once)
+            async for _ in request.stream():
+                pass
         raise too_large
     body = bytearray()
     async for chunk in request.stream():
