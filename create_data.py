@@ -6,7 +6,7 @@ from ppasr.utils import print_arguments
 
 def main() -> None:
     args = create_data_parser().parse_args()
-    from ppasr.data_prep import create_data  # after the flags are valid: --help and flag errors need no paddle
+    from ppasr.data.prepare import create_data  # after the flags are valid: --help and flag errors need no paddle
     print_arguments(args)
     create_data(args)
 

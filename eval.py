@@ -6,7 +6,7 @@ from ppasr.utils import print_arguments
 
 def main() -> None:
     args = eval_parser().parse_args()
-    from ppasr.evaluation import run_eval  # after the flags are valid: --help and flag errors need no paddle
+    from ppasr.train.evaluation import run_eval  # after the flags are valid: --help and flag errors need no paddle
     print_arguments(args)
     run_eval(args)
 

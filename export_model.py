@@ -6,7 +6,7 @@ from ppasr.utils import print_arguments
 
 def main() -> None:
     args = export_parser().parse_args()
-    from ppasr.export import export_model  # after the flags are valid: --help and flag errors need no paddle
+    from ppasr.serve.export import export_model  # after the flags are valid: --help and flag errors need no paddle
     print_arguments(args)
     print(f"预测模型已保存：{export_model(args)}")
 

@@ -6,7 +6,7 @@ from ppasr.utils import print_arguments
 
 def main() -> None:
     args = infer_parser().parse_args()
-    from ppasr.infer import infer_path  # after the flags are valid: --help and flag errors need no paddle
+    from ppasr.serve.infer import infer_path  # after the flags are valid: --help and flag errors need no paddle
     print_arguments(args)
     infer_path(args)
 

@@ -1,7 +1,7 @@
 """Speech recognition server: the page, POST /recognition(_long_audio) and ws /ws/asr (PPASR infer_server.py)."""
 from ppasr.cli import server_parser
 from ppasr.errors import run_main
-from ppasr.server import serve
+from ppasr.serve.server import serve
 from ppasr.utils import print_arguments
 
 if __name__ == "__main__":

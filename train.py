@@ -8,7 +8,7 @@ from ppasr.utils import print_arguments
 
 def main() -> None:
     args = train_parser().parse_args()
-    from ppasr.trainer import train  # after the flags are valid: --help and flag errors need no paddle
+    from ppasr.train.trainer import train  # after the flags are valid: --help and flag errors need no paddle
     if os.environ.get("PADDLE_TRAINER_ID", "0") == "0":
         print_arguments(args)
     train(args)

@@ -26,8 +26,8 @@ import soundfile
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from ppasr.audio import read_audio  # noqa: E402
-from ppasr.features import FEATURE_METHODS, AudioFeaturizer, FeatureConfig  # noqa: E402
+from ppasr.data.audio import read_audio  # noqa: E402
+from ppasr.data.features import FEATURE_METHODS, AudioFeaturizer, FeatureConfig  # noqa: E402
 from ppasr.utils import available_cores  # noqa: E402
 
 CORPUS_NAME = "bench"
@@ -55,7 +55,7 @@ def ensure_corpus(corpus_dir: str, num_samples: int, seed: int, min_hours: float
     if paths:
         print(f"reusing {len(paths)} annotated utterances in {corpus_dir}", file=sys.stderr)
     else:
-        from ppasr.synth import generate_corpus
+        from ppasr.demo.synth import generate_corpus
 
         print(f"synthesising {num_samples} utterances into {corpus_dir}", file=sys.stderr)
         start = time.perf_counter()

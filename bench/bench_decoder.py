@@ -20,9 +20,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ppasr.decoder import BeamSearchDecoder, greedy_decode
-from ppasr.lm import build_lm
-from ppasr.metrics import corpus_cer
+from ppasr.decode.beam_search import BeamSearchDecoder
+from ppasr.decode.greedy import greedy_decode
+from ppasr.decode.lm_builder import build_lm
+from ppasr.train.metrics import corpus_cer
 
 
 class SyntheticLanguage:

@@ -27,7 +27,7 @@ import soundfile
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ppasr.download import download, md5sum, unpack  # noqa: E402
+from ppasr.data.download import download, md5sum, unpack  # noqa: E402
 
 
 class QuietHandler(SimpleHTTPRequestHandler):

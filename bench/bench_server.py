@@ -62,8 +62,8 @@ def export_random_model(name: str, corpus_dir: str) -> Path:
     size = [f"--cnn_size={config['cnn_size']}", f"--num_rnn_layers={config['num_rnn_layers']}",
             f"--rnn_size={config['rnn_size']}"]
     script = ("import sys, paddle\n"
-              "from ppasr.features import FeatureNormalizer\n"
-              "from ppasr.model import DeepSpeech2Model\n"
+              "from ppasr.data.features import FeatureNormalizer\n"
+              "from ppasr.model.deepspeech2 import DeepSpeech2Model\n"
               "from ppasr.utils import read_vocabulary\n"
               "paddle.seed(0)\n"
               "dim = FeatureNormalizer('mean_std.npz').feature_config.dim\n"

@@ -5,7 +5,7 @@ For each configuration (PPASR's default model and a small demo model) the corpus
 
 * the DataLoader alone (same dataset, sampler, collate and workers as training), without and
   with the augmentation of ``conf/augmentation.json``;
-* training steps as ``ppasr.trainer.train`` runs them (model, CTC, Adam, gradient clipping),
+* training steps as ``ppasr.train.trainer.train`` runs them (model, CTC, Adam, gradient clipping),
   timed after a warm-up, with the time spent waiting for the loader;
 * peak memory: ``ru_maxrss`` of that process, and the RSS/PSS of it plus its loader workers.
 
@@ -32,11 +32,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_create_data import DEFAULT_CORPUS_DIR, available_cores, create_data_command, ensure_corpus  # noqa: E402
 from ppasr import USER_OMP_NUM_THREADS  # noqa: E402
-from ppasr.augment import build_augmentation_pipeline  # noqa: E402
-from ppasr.dataset import ManifestDataset, SortaGradBatchSampler, collate  # noqa: E402
-from ppasr.features import FEATURE_METHODS, FeatureNormalizer  # noqa: E402
-from ppasr.model import DeepSpeech2Model  # noqa: E402
-from ppasr.trainer import batch_loss, update  # noqa: E402
+from ppasr.data.augment import build_augmentation_pipeline  # noqa: E402
+from ppasr.data.dataset import ManifestDataset, SortaGradBatchSampler, build_loader  # noqa: E402
+from ppasr.data.features import FEATURE_METHODS, FeatureNormalizer  # noqa: E402
+from ppasr.model.deepspeech2 import DeepSpeech2Model  # noqa: E402
+from ppasr.train.trainer import batch_loss, update  # noqa: E402
 from ppasr.utils import loader_workers, read_vocabulary, set_paddle_threads, str2bool  # noqa: E402
 
 import paddle  # noqa: E402  (after ppasr, which records OMP_NUM_THREADS before paddle overwrites it)
@@ -132,7 +132,7 @@ class TreeMemory:
 
 
 def train_step(model, optimizer, ctc, batch) -> bool:
-    """One step of ``ppasr.trainer.train``'s loop, single process on CPU (no AMP, no DataParallel)."""
+    """One step of ``ppasr.train.trainer.train``'s loop, single process on CPU (no AMP, no DataParallel)."""
     loss = batch_loss(model, batch, ctc)
     if loss is None or not np.isfinite(float(loss.item())):
         optimizer.clear_grad()
@@ -169,8 +169,7 @@ class FirstBatches(SortaGradBatchSampler):
 def make_loader(dataset: ManifestDataset, batch_size: int, workers: int, limit: int) -> paddle.io.DataLoader:
     """The training DataLoader as trainer.py builds it, over the first ``limit`` batches."""
     dataset.set_epoch(SEED, EPOCH)
-    return paddle.io.DataLoader(dataset, batch_sampler=FirstBatches(dataset, batch_size, limit),
-                                collate_fn=collate, num_workers=workers, worker_init_fn=dataset.worker_init)
+    return build_loader(dataset, FirstBatches(dataset, batch_size, limit), workers)
 
 
 def loader_rate(dataset: ManifestDataset, batch_size: int, workers: int, warmup: int, batches: int) -> dict:

@@ -11,12 +11,15 @@ import math
 import sys
 from typing import TYPE_CHECKING, Callable, Optional
 
-from ppasr.features import FEATURE_METHODS
-from ppasr.text import TEXT_MODES
+from ppasr.data.features import FEATURE_METHODS
+from ppasr.data.text import TEXT_MODES
 from ppasr.utils import none_or_str, str2bool
 
 if TYPE_CHECKING:
-    from ppasr.corpora import Corpus
+    from ppasr.data.corpora import Corpus
+
+# inference backends of ppasr.serve.backend (named here so that parsing flags needs no paddle import)
+INFERENCE_BACKENDS = ("onnxruntime", "paddle")
 
 Check = Callable[[argparse.Namespace], Optional[str]]
 
@@ -165,10 +168,12 @@ def _feature(p: FlagParser, default) -> None:
 
 
 def _model_size(p: argparse.ArgumentParser) -> None:
+    """Model flags; sizes default to the checkpoint's recorded config, else PPASR's 32 / 3 / 1024."""
     _add(p, "use_model", str, "deepspeech2", "所使用的模型.", choices=["deepspeech2"])
-    _add(p, "cnn_size", int, 32, "卷积层通道数 (channels of both conv layers).")
-    _add(p, "num_rnn_layers", int, 3, "GRU层数.")
-    _add(p, "rnn_size", int, 1024, "GRU隐藏层大小.")
+    from_checkpoint = "None = 模型文件夹 state.json 中记录的值 (from the checkpoint), 否则 (else)"
+    _add(p, "cnn_size", int, None, f"卷积层通道数 (channels of both conv layers); {from_checkpoint} 32.")
+    _add(p, "num_rnn_layers", int, None, f"GRU层数; {from_checkpoint} 3.")
+    _add(p, "rnn_size", int, None, f"GRU隐藏层大小; {from_checkpoint} 1024.")
 
 
 def _sized_model(p: FlagParser) -> None:
@@ -210,6 +215,9 @@ def _prediction(p: FlagParser) -> None:
     _add(p, "vocab_path", none_or_str, "dataset/vocabulary.txt",
          "数据集的词汇表文件路径 (checked against the vocabulary exported with the model).")
     _add(p, "model_dir", str, "models/deepspeech2/infer/", "导出的预测模型文件夹路径.")
+    _add(p, "backend", none_or_str, None, "推理后端 onnxruntime|paddle; None = onnxruntime on CPU, paddle when "
+         "--use_gpu finds CUDA.", choices=[None, *INFERENCE_BACKENDS])
+    _add(p, "num_threads", integer(0), 0, "CPU推理线程数; 0 = the cores this process may use (OMP_NUM_THREADS if set).")
 
 
 # ---- one parser per script ----------------------------------------------------------------------
@@ -237,7 +245,8 @@ def train_parser() -> FlagParser:
     _loader(p)
     _add(p, "num_epoch", integer(1), 50, "训练的轮数.")
     _add(p, "learning_rate", real(0.0, low_open=True), 1e-3, "初始学习率的大小.")
-    _add(p, "lr_gamma", real(0.0, low_open=True), 0.83, "每轮学习率衰减系数 (ExponentialDecay gamma, stepped per epoch).")
+    _add(p, "lr_gamma", real(0.0, 1.0, low_open=True), 0.83,
+         "每轮学习率衰减系数 (learning rate × lr_gamma^epoch, stepped per epoch; 1 = no decay).")
     _add(p, "min_duration", real(0.0), 0, "过滤最短的音频长度.")
     _add(p, "max_duration", real(0.0, low_open=True, sentinel=-1), 20, "过滤最长的音频长度，当为-1的时候不限制长度.")
     p.checks.append(_less("min_duration", "max_duration", unbounded=-1))
@@ -326,7 +335,7 @@ def _archive_source(p: FlagParser, corpus: Corpus) -> None:
 
 
 def download_parser(corpus: Corpus) -> FlagParser:
-    """Flags of download_data/<name>.py for a speech corpus (``ppasr.corpora.Corpus``): PPASR's, then ours."""
+    """Flags of download_data/<name>.py for a speech corpus (``ppasr.data.corpora.Corpus``): PPASR's, then ours."""
     p = FlagParser(description=f"Download {corpus.title} and write its annotations (PPASR download_data).")
     _add(p, "target_dir", str, "../dataset/audio/", "存放音频文件的目录.")
     _add(p, "annotation_text", str, "../dataset/annotation/", "存放音频标注文件的目录.")
@@ -335,7 +344,7 @@ def download_parser(corpus: Corpus) -> FlagParser:
 
 
 def noise_download_parser(corpus: Corpus) -> FlagParser:
-    """Flags of download_data/noise.py (``corpus``: the RIRS_NOISES entry of ``ppasr.corpora``)."""
+    """Flags of download_data/noise.py (``corpus``: the RIRS_NOISES entry of ``ppasr.data.corpora``)."""
     p = FlagParser(description="Download RIRS_NOISES point-source noises (PPASR download_data/noise.py).")
     _add(p, "target_dir", str, "../dataset/audio/", "存放下载的压缩包的目录.")
     _add(p, "noise_path", str, "../dataset/audio/noise/", "存放噪声音频的目录.")
@@ -344,7 +353,7 @@ def noise_download_parser(corpus: Corpus) -> FlagParser:
 
 
 def generate_audio_parser() -> FlagParser:
-    from ppasr.synth import BACKENDS, GRAMMARS, LANGUAGES, SPLITS
+    from ppasr.demo.synth import BACKENDS, GRAMMARS, LANGUAGES, SPLITS
 
     p = FlagParser(description="Generate a synthetic speech corpus (eSpeak NG) with a PPASR annotation file.")
     _add(p, "num_samples", integer(1), 3000, "utterances to generate.")
@@ -367,7 +376,7 @@ def generate_audio_parser() -> FlagParser:
 
 
 def build_lm_parser() -> FlagParser:
-    from ppasr.lm import TOKEN_MODES
+    from ppasr.decode.lm_builder import TOKEN_MODES
 
     p = FlagParser(description="Build an n-gram language model (ARPA) for the CTC beam search.")
     p.add_argument("--manifest", nargs="+", required=True,

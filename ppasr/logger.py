@@ -18,12 +18,25 @@ class _PPASRFormatter(logging.Formatter):
         return f"[{datetime.fromtimestamp(record.created)}] {record.getMessage()}"
 
 
+class _StdoutHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stdout`` is at the time (redirections and test capture included)."""
+
+    def __init__(self):
+        super().__init__()
+        self.setFormatter(_PPASRFormatter())
+
+    @property
+    def stream(self):
+        return sys.stdout
+
+    @stream.setter
+    def stream(self, _value) -> None:
+        pass
+
+
 def setup_logging(level: int = logging.INFO) -> None:
     """Send the ``ppasr`` logger to stdout with PPASR's timestamp prefix (idempotent)."""
-    if not any(getattr(h, "_ppasr", False) for h in logger.handlers):
-        handler = logging.StreamHandler(sys.stdout)
-        handler.setFormatter(_PPASRFormatter())
-        handler._ppasr = True
-        logger.addHandler(handler)
+    if not any(isinstance(h, _StdoutHandler) for h in logger.handlers):
+        logger.addHandler(_StdoutHandler())
     logger.setLevel(level)
     logger.propagate = False

@@ -23,7 +23,7 @@ TEST_WAV = REFERENCE / "test.wav"
 def run_cli(script: str, *args: str, cwd: Path, check: bool = True, timeout: int = 600,
             env: dict | None = None) -> subprocess.CompletedProcess:
     """Run one of the repo's scripts in ``cwd`` as a user would."""
-    full_env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1", **(env or {}))
+    full_env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", **(env or {})}
     proc = subprocess.run([sys.executable, str(REPO / script), *args], cwd=cwd, capture_output=True,
                           text=True, timeout=timeout, env=full_env)
     if check and proc.returncode != 0:
@@ -49,7 +49,7 @@ def prepared_corpus(tmp_path_factory) -> Path:
     create_data.py turns into the whole manifest.test) whose sentences never occur in training.
     """
     root = tmp_path_factory.mktemp("corpus")
-    from ppasr.synth import generate_corpus
+    from ppasr.demo.synth import generate_corpus
 
     cwd = os.getcwd()
     os.chdir(root)
@@ -88,6 +88,26 @@ def trained_corpus(prepared_corpus, tmp_path_factory) -> Path:
     return root
 
 
+def export_random_model(root: Path, seed: int, cnn_size: int, num_rnn_layers: int, rnn_size: int) -> Path:
+    """Export a seeded random-weight model of these sizes with export_model.py from the prepared corpus at
+    ``root``; return its folder (models/deepspeech2/infer)."""
+    import paddle
+
+    from ppasr.data.features import FeatureNormalizer
+    from ppasr.model.deepspeech2 import DeepSpeech2Model
+    from ppasr.utils import read_vocabulary
+
+    paddle.seed(seed)
+    dim = FeatureNormalizer(str(root / "dataset/mean_std.npz")).feature_config.dim
+    vocab_size = len(read_vocabulary(str(root / "dataset/vocabulary.txt")))
+    model = DeepSpeech2Model(dim, vocab_size, cnn_size, num_rnn_layers, rnn_size)
+    (root / "models/random/epoch_1").mkdir(parents=True)
+    paddle.save(model.state_dict(), str(root / "models/random/epoch_1/model.pdparams"))
+    run_cli("export_model.py", f"--cnn_size={cnn_size}", f"--num_rnn_layers={num_rnn_layers}", f"--rnn_size={rnn_size}",
+            "--resume_model=models/random/epoch_1", cwd=root)
+    return root / "models/deepspeech2/infer"
+
+
 @pytest.fixture(scope="session")
 def exported_corpus(prepared_corpus, tmp_path_factory) -> Path:
     """The tiny corpus with a seeded random-weight tiny model exported by export_model.py to
@@ -95,20 +115,9 @@ def exported_corpus(prepared_corpus, tmp_path_factory) -> Path:
     carries text need (2 epochs of training leave the tiny model emitting blanks only)."""
     import shutil
 
-    import paddle
-
-    from ppasr.features import FeatureNormalizer
-    from ppasr.model import DeepSpeech2Model
-    from ppasr.utils import read_vocabulary
-
     root = tmp_path_factory.mktemp("exported") / "work"
     shutil.copytree(prepared_corpus, root, symlinks=True)
-    paddle.seed(5)
-    dim = FeatureNormalizer(str(root / "dataset/mean_std.npz")).feature_config.dim
-    model = DeepSpeech2Model(dim, len(read_vocabulary(str(root / "dataset/vocabulary.txt"))), 8, 1, 32)
-    (root / "models/random/epoch_1").mkdir(parents=True)
-    paddle.save(model.state_dict(), str(root / "models/random/epoch_1/model.pdparams"))
-    run_cli("export_model.py", *TINY_MODEL, "--resume_model=models/random/epoch_1", cwd=root)
+    export_random_model(root, seed=5, cnn_size=8, num_rnn_layers=1, rnn_size=32)  # TINY_MODEL's sizes
     return root
 
 

@@ -1,4 +1,5 @@
-"""Tests for ppasr.augment on real speech (tests/resources/test.wav)."""
+"""Tests for the augmentation pipeline and its augmentors (ppasr.data.augment, augmentors, spec_augment)
+on real speech (tests/resources/test.wav)."""
 from __future__ import annotations
 
 import json
@@ -9,12 +10,12 @@ import numpy as np
 import pytest
 import soundfile
 
-import ppasr.augment as augment
+import ppasr.data.augmentors as augmentors
 from conftest import REPO
-from ppasr.augment import AugmentationPipeline, build_augmentation_pipeline
+from ppasr.data.augment import AugmentationPipeline, build_augmentation_pipeline
+from ppasr.data.spec_augment import SpecAugment
 from ppasr.errors import UserError
 
-REPO = Path(__file__).resolve().parents[1]
 TEST_WAV = REPO / "tests" / "resources" / "test.wav"
 
 
@@ -192,8 +193,8 @@ def test_noise_clips_are_cached(speech, tmp_path, monkeypatch):
     pipe = AugmentationPipeline([_entry("noise", min_snr_dB=10, max_snr_dB=20,
                                         noise_manifest_path=str(manifest))])
     reads = []
-    real_read = augment.read_audio
-    monkeypatch.setattr(augment, "read_audio", lambda *a, **k: reads.append(a) or real_read(*a, **k))
+    real_read = augmentors.read_audio
+    monkeypatch.setattr(augmentors, "read_audio", lambda *a, **k: reads.append(a) or real_read(*a, **k))
     for _ in range(5):
         pipe.transform_audio(x, sr)
     assert len(reads) == 1
@@ -205,7 +206,7 @@ def test_noise_cache_is_bounded(speech, tmp_path):
     lines = "".join(m.read_text() for m in manifests)
     manifest = tmp_path / "all.manifest"
     manifest.write_text(lines)
-    noise = augment.NoisePerturb(10, 20, str(manifest), max_cache_samples=2 * sr)
+    noise = augmentors.NoisePerturb(10, 20, str(manifest), max_cache_samples=2 * sr)
     rng = np.random.default_rng(0)
     for _ in range(20):
         noise(x, sr, rng)
@@ -225,7 +226,7 @@ def test_missing_or_empty_noise_manifest_warns_and_skips(speech, tmp_path, conte
         pipe = AugmentationPipeline(config)
     assert len(caplog.records) == 1 and "noise" in caplog.records[0].getMessage()
     assert caplog.records[0].levelno == logging.WARNING
-    assert [type(a) for _, a in pipe.audio_augmentors] == [augment.VolumePerturb]
+    assert [type(a) for _, a in pipe.audio_augmentors] == [augmentors.VolumePerturb]
     y, _ = pipe.transform_audio(x, sr)
     np.testing.assert_allclose(y, x * np.float32(10 ** 0.3), rtol=1e-6)
 
@@ -428,8 +429,8 @@ def test_default_config_file_is_valid(speech, monkeypatch):
     monkeypatch.chdir(REPO)
     pipe = build_augmentation_pipeline(REPO / "conf" / "augmentation.json")
     kinds = [type(a) for _, a in pipe.audio_augmentors]
-    assert kinds[-3:] == [augment.SpeedPerturb, augment.ShiftPerturb, augment.VolumePerturb]
-    assert [type(a) for _, a in pipe.feature_augmentors] == [augment.SpecAugment]
+    assert kinds[-3:] == [augmentors.SpeedPerturb, augmentors.ShiftPerturb, augmentors.VolumePerturb]
+    assert [type(a) for _, a in pipe.feature_augmentors] == [SpecAugment]
     y, sr_out = pipe.transform_audio(x, sr)
     assert sr_out == sr and np.isfinite(y).all()
     assert pipe.transform_feature(_feature()).shape == (161, 200)

@@ -66,8 +66,8 @@ def test_create_data_writes_the_four_files(tmp_path, reference_audio):
 def test_mean_std_equals_direct_computation(tmp_path, reference_audio):
     make_corpus(tmp_path, reference_audio)
     run_cli("create_data.py", "--num_workers=2", "--feature_method=fbank", cwd=tmp_path)
-    from ppasr.audio import read_audio
-    from ppasr.features import AudioFeaturizer, FeatureConfig
+    from ppasr.data.audio import read_audio
+    from ppasr.data.features import AudioFeaturizer, FeatureConfig
 
     featurizer = AudioFeaturizer(FeatureConfig(method="fbank"))
     feats = [featurizer.featurize(*read_audio(str(tmp_path / x["audio_filepath"])))
@@ -162,7 +162,7 @@ def test_noise_manifest_lists_noise_files(tmp_path, reference_audio):
                                                 ("en", "Hello, World's  2 Nd!", "hello world's 2 nd"),
                                                 ("mixed", "打开 WiFi 吧", "打开 wifi 吧")])
 def test_text_modes(mode, text, expected):
-    from ppasr.text import clean_text
+    from ppasr.data.text import clean_text
 
     assert clean_text(text, mode) == expected
 

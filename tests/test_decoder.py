@@ -7,15 +7,10 @@ import math
 import numpy as np
 import pytest
 
-from ppasr.decoder import (
-    BeamSearchDecoder,
-    OOV_LOG10,
-    detect_lm_token,
-    greedy_decode,
-    prune_frames,
-    read_arpa_words,
-)
-from ppasr.lm import build_lm
+from ppasr.decode.beam_search import BeamSearchDecoder, prune_frames
+from ppasr.decode.greedy import greedy_decode
+from ppasr.decode.language_model import OOV_LOG10, detect_lm_token, read_arpa_words
+from ppasr.decode.lm_builder import build_lm
 
 ZH_VOCAB = ["<blank>", "天", "气", "器", "很", "好", "机"]
 EN_VOCAB = ["<blank>", " ", "'"] + [chr(c) for c in range(ord("a"), ord("z") + 1)]
@@ -313,7 +308,7 @@ def test_lm_scores_in_ppasrs_units_by_hand(tmp_path):
 
 def test_one_lm_unit_rule_for_decoder_and_builder(tmp_path):
     """Mixed Chinese/English text: the builder's auto mode and the decoder pick the same unit."""
-    from ppasr.lm import build_lm
+    from ppasr.decode.lm_builder import build_lm
 
     lines = ["我 爱 hello world", "今天 天气 很好", "hello 天气"]
     (tmp_path / "mixed.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")

@@ -11,10 +11,10 @@ import paddle
 import pytest
 
 from conftest import LEARN_MANIFEST, LEARN_MODEL, run_cli
-from ppasr.audio import read_audio
-from ppasr.features import AudioFeaturizer, FeatureNormalizer
-from ppasr.infer import Predictor
-from ppasr.model import DeepSpeech2Model
+from ppasr.data.audio import read_audio
+from ppasr.data.features import AudioFeaturizer, FeatureNormalizer
+from ppasr.model.deepspeech2 import DeepSpeech2Model
+from ppasr.serve.infer import Predictor
 from ppasr.utils import read_vocabulary
 
 BEAM = ["--decoder=ctc_beam_search", "--num_proc_bsearch=1"]

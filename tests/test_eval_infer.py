@@ -9,7 +9,7 @@ import pytest
 
 import paddle
 
-from conftest import REPO, TEST_WAV, TINY_MODEL, run_cli
+from conftest import REPO, TEST_WAV, run_cli
 
 MODEL = "--resume_model=models/deepspeech2/epoch_2"
 
@@ -22,7 +22,7 @@ def trained(trained_corpus, tmp_path):
 
 
 def test_eval_prints_cer_and_writes_results(trained):
-    proc = run_cli("eval.py", *TINY_MODEL, MODEL, "--result_path=results.jsonl", "--num_workers=0", cwd=trained)
+    proc = run_cli("eval.py", MODEL, "--result_path=results.jsonl", "--num_workers=0", cwd=trained)
     assert "-----------  Configuration Arguments -----------" in proc.stdout
     line = next(l for l in proc.stdout.splitlines() if "字错率 cer:" in l)
     assert "消耗时间" in line
@@ -37,7 +37,8 @@ def test_eval_prints_cer_and_writes_results(trained):
 def test_batched_decoding_ignores_padded_frames(trained):
     """Each utterance decodes the same alone and inside a batch of very different lengths."""
     from ppasr.cli import eval_parser
-    from ppasr.evaluation import evaluate, load_for_eval, TextDecoder
+    from ppasr.decode.text_decoder import TextDecoder
+    from ppasr.train.evaluation import evaluate, load_for_eval
     import os
 
     cwd = os.getcwd()
@@ -52,7 +53,7 @@ def test_batched_decoding_ignores_padded_frames(trained):
                                                 encoding="utf-8")
         results = {}
         for batch_size in (1, 3):
-            args = eval_parser().parse_args(TINY_MODEL + [MODEL, "--test_manifest=mixed.manifest",
+            args = eval_parser().parse_args([MODEL, "--test_manifest=mixed.manifest",
                                                           f"--batch_size={batch_size}", "--num_workers=0"])
             vocabulary, dataset, loader, model = load_for_eval(args)
             result = evaluate(model, loader, dataset, TextDecoder(vocabulary).batch, progress=False)
@@ -63,7 +64,7 @@ def test_batched_decoding_ignores_padded_frames(trained):
 
 
 def test_beam_search_without_lm_falls_back_with_message(trained):
-    proc = run_cli("eval.py", *TINY_MODEL, MODEL, "--decoder=ctc_beam_search", "--lang_model_path=lm/none.arpa",
+    proc = run_cli("eval.py", MODEL, "--decoder=ctc_beam_search", "--lang_model_path=lm/none.arpa",
                    "--num_proc_bsearch=1", "--num_workers=0", cwd=trained)
     assert "lm/none.arpa not found" in proc.stdout and "WITHOUT a language model" in proc.stdout
     assert "字错率 cer:" in proc.stdout
@@ -71,7 +72,7 @@ def test_beam_search_without_lm_falls_back_with_message(trained):
 
 def test_lm_that_is_not_an_lm_is_a_clear_error(trained):
     (trained / "bad.arpa").write_text("this is not an arpa file\n")
-    proc = run_cli("eval.py", *TINY_MODEL, MODEL, "--decoder=ctc_beam_search", "--lang_model_path=bad.arpa",
+    proc = run_cli("eval.py", MODEL, "--decoder=ctc_beam_search", "--lang_model_path=bad.arpa",
                    "--num_workers=0", cwd=trained, check=False)
     assert proc.returncode != 0 and "not a valid KenLM language model" in proc.stderr
 
@@ -79,32 +80,34 @@ def test_lm_that_is_not_an_lm_is_a_clear_error(trained):
 def test_eval_with_built_lm_and_tune(trained):
     run_cli("tools/build_lm.py", "--manifest", "dataset/manifest.train", "--output", "lm/tiny.arpa", cwd=trained)
     for _ in range(3):  # the workers' shutdown used to print paddle's C++ traceback now and then
-        proc = run_cli("eval.py", *TINY_MODEL, MODEL, "--decoder=ctc_beam_search", "--lang_model_path=lm/tiny.arpa",
+        proc = run_cli("eval.py", MODEL, "--decoder=ctc_beam_search", "--lang_model_path=lm/tiny.arpa",
                        "--num_proc_bsearch=2", "--batch_size=4", "--num_workers=0", cwd=trained)
         assert "字错率 cer:" in proc.stdout
         output = proc.stdout + proc.stderr
         assert "C++ Traceback" not in output and "FatalError" not in output and "Termination signal" not in output
         banners = sum(line.startswith("****") for line in output.splitlines())
         assert output.count("Reading ") <= 1 and banners <= 1, "the LM is loaded once"
-    proc = run_cli("tools/tune.py", *TINY_MODEL, MODEL, "--lang_model_path=lm/tiny.arpa", "--num_alphas=2",
+    proc = run_cli("tools/tune.py", MODEL, "--lang_model_path=lm/tiny.arpa", "--num_alphas=2",
                    "--num_betas=2", "--num_proc_bsearch=2", "--num_workers=0", cwd=trained)
     assert proc.stdout.count("alpha: ") == 4 and "best: alpha=" in proc.stdout
     assert (proc.stdout + proc.stderr).count("Reading ") <= 1
 
 
 def test_eval_bad_inputs(trained):
-    proc = run_cli("eval.py", *TINY_MODEL, "--resume_model=models/nothing", cwd=trained, check=False)
+    proc = run_cli("eval.py", "--resume_model=models/nothing", cwd=trained, check=False)
     assert proc.returncode != 0 and "no model found at models/nothing" in proc.stderr
-    proc = run_cli("eval.py", "--rnn_size=64", "--num_rnn_layers=1", "--cnn_size=8", MODEL, cwd=trained, check=False)
-    assert proc.returncode != 0 and "does not fit this model" in proc.stderr
-    proc = run_cli("eval.py", *TINY_MODEL, MODEL, "--feature_method=mfcc", cwd=trained, check=False)
+    proc = run_cli("eval.py", "--rnn_size=64", MODEL, cwd=trained, check=False)
+    assert proc.returncode != 0 and proc.stderr.strip() == (
+        "error: --rnn_size=64 contradicts models/deepspeech2/epoch_2, which was trained with rnn_size=32; "
+        "leave the flag out (the size comes from the checkpoint)")
+    proc = run_cli("eval.py", MODEL, "--feature_method=mfcc", cwd=trained, check=False)
     assert proc.returncode != 0 and "computed for 'fbank' features" in proc.stderr
     (trained / "empty.manifest").write_text("")
-    proc = run_cli("eval.py", *TINY_MODEL, MODEL, "--test_manifest=empty.manifest", cwd=trained, check=False)
+    proc = run_cli("eval.py", MODEL, "--test_manifest=empty.manifest", cwd=trained, check=False)
     assert proc.returncode != 0 and "has no utterances" in proc.stderr
     vocab = trained / "dataset/vocabulary.txt"
     vocab.write_text(vocab.read_text(encoding="utf-8") + "新\t1\n", encoding="utf-8")
-    proc = run_cli("eval.py", *TINY_MODEL, MODEL, cwd=trained, check=False)
+    proc = run_cli("eval.py", MODEL, cwd=trained, check=False)
     assert proc.returncode != 0 and "different vocabulary" in proc.stderr
 
 
@@ -113,19 +116,35 @@ def test_unreadable_audio_in_eval_is_skipped_and_counted(trained):
     broken = json.loads(items[0])["audio_filepath"]
     (trained / broken).write_bytes(b"garbage")
     (trained / "four.manifest").write_text("\n".join(items) + "\n", encoding="utf-8")
-    proc = run_cli("eval.py", *TINY_MODEL, MODEL, "--test_manifest=four.manifest", "--num_workers=0", cwd=trained)
+    proc = run_cli("eval.py", MODEL, "--test_manifest=four.manifest", "--num_workers=0", cwd=trained)
     assert "skipped 1 utterances whose audio could not be loaded" in proc.stdout
-    assert broken.split("/")[-1] in proc.stdout  # warnings go through the log channel (stdout)
+    assert f"skip: {broken}" in proc.stdout
     assert "3 utterances" in proc.stdout
 
 
+def test_tune_skips_a_batch_whose_audio_all_failed(trained):
+    """The shared evaluation loop skips placeholder batches; tune used to crash on them."""
+    items = sorted((json.loads(l) for l in (trained / "dataset/manifest.train").read_text(encoding="utf-8")
+                    .splitlines()), key=lambda item: item["duration"])[:4]
+    for item in items[:2]:  # the two shortest: the whole first batch of 2
+        (trained / item["audio_filepath"]).write_bytes(b"garbage")
+    (trained / "four.manifest").write_text("".join(json.dumps(i, ensure_ascii=False) + "\n" for i in items),
+                                           encoding="utf-8")
+    run_cli("tools/build_lm.py", "--manifest", "dataset/manifest.train", "--output", "lm/tiny.arpa", cwd=trained)
+    proc = run_cli("tools/tune.py", MODEL, "--test_manifest=four.manifest", "--batch_size=2",
+                   "--lang_model_path=lm/tiny.arpa", "--num_alphas=1", "--num_betas=1", "--num_proc_bsearch=1",
+                   "--num_workers=0", cwd=trained)
+    assert "skipped 2 utterances whose audio could not be loaded" in proc.stdout
+    assert "best: alpha=" in proc.stdout
+
+
 def test_export_then_infer_matches_eval_hypothesis(trained):
-    run_cli("export_model.py", *TINY_MODEL, MODEL, cwd=trained)
+    run_cli("export_model.py", MODEL, cwd=trained)
     infer_dir = trained / "models/deepspeech2/infer"
     assert (infer_dir / "model_config.json").exists() and (infer_dir / "vocabulary.txt").exists()
     item = json.loads((trained / "dataset/manifest.test").read_text(encoding="utf-8").splitlines()[0])
     (trained / "one.manifest").write_text(json.dumps(item, ensure_ascii=False) + "\n", encoding="utf-8")
-    run_cli("eval.py", *TINY_MODEL, MODEL, "--test_manifest=one.manifest", "--result_path=one.jsonl",
+    run_cli("eval.py", MODEL, "--test_manifest=one.manifest", "--result_path=one.jsonl",
             "--num_workers=0", cwd=trained)
     expected = json.loads((trained / "one.jsonl").read_text(encoding="utf-8"))["hypothesis"]
     # a 44.1 kHz stereo FLAC copy of the clip: resampled on the fly
@@ -150,7 +169,7 @@ def test_export_then_infer_matches_eval_hypothesis(trained):
 def test_infer_bad_inputs(trained):
     proc = run_cli("infer_path.py", "--wav_path=x.wav", "--model_dir=models/missing/", cwd=trained, check=False)
     assert proc.returncode != 0 and "python3 export_model.py" in proc.stderr
-    run_cli("export_model.py", *TINY_MODEL, MODEL, cwd=trained)
+    run_cli("export_model.py", MODEL, cwd=trained)
     proc = run_cli("infer_path.py", "--wav_path=missing.wav", cwd=trained, check=False)
     assert proc.returncode == 1 and proc.stderr.splitlines()[-1] == "error: missing.wav: audio file not found"
     (trained / "other_vocabulary.txt").write_text("<blank>\t-1\n好\t3\n", encoding="utf-8")
@@ -164,6 +183,8 @@ def test_infer_flags_are_ppasrs():
     from ppasr.cli import infer_parser
 
     args = vars(infer_parser().parse_args([]))
+    added = {name: args.pop(name) for name in ("backend", "num_threads")}  # issue 13: inference backend
+    assert added == {"backend": None, "num_threads": 0}
     assert args == {"wav_path": "./dataset/test.wav", "is_long_audio": False, "use_gpu": True, "to_an": True,
                     "beam_size": 10, "alpha": 1.2, "beta": 0.35, "cutoff_prob": 1.0, "cutoff_top_n": 40,
                     "vocab_path": "dataset/vocabulary.txt", "model_dir": "models/deepspeech2/infer/",
@@ -175,7 +196,7 @@ def test_bare_infer_path_and_long_audio_print_ppasrs_lines(trained):
     import re
     import soundfile
 
-    run_cli("export_model.py", *TINY_MODEL, MODEL, cwd=trained)
+    run_cli("export_model.py", MODEL, cwd=trained)
     shutil.copyfile(REPO / "dataset" / "test.wav", trained / "dataset" / "test.wav")
     proc = run_cli("infer_path.py", cwd=trained)
     lines = [l for l in proc.stdout.splitlines() if "识别结果" in l]
@@ -195,7 +216,7 @@ def test_bare_infer_path_and_long_audio_print_ppasrs_lines(trained):
 
 
 def test_greedy_score_is_ppasrs():
-    from ppasr.decoder import greedy_score
+    from ppasr.decode.greedy import greedy_score
 
     # best path: blank(0.6), 1(0.9), 1(0.7), blank(0.5), 2(0.8): mean of 0.9, 0.7, 0.8 x 100
     probs = np.array([[0.6, 0.3, 0.1], [0.05, 0.9, 0.05], [0.2, 0.7, 0.1], [0.5, 0.2, 0.3], [0.1, 0.1, 0.8]])
@@ -204,7 +225,7 @@ def test_greedy_score_is_ppasrs():
 
 
 def test_to_an_turns_numbers_into_digits_and_leaves_words():
-    from ppasr.text import to_arabic_numerals
+    from ppasr.data.text import to_arabic_numerals
 
     assert to_arabic_numerals("今天是二零二一年三月十五号") == "今天是2021年3月15号"
     assert to_arabic_numerals("我有三百五十块钱") == "我有350块钱"
@@ -213,7 +234,7 @@ def test_to_an_turns_numbers_into_digits_and_leaves_words():
 
 
 def test_long_audio_split_on_silence(reference_audio):
-    from ppasr.vad import split_on_silence
+    from ppasr.serve.vad import split_on_silence
 
     samples, sr = reference_audio
     gap = np.zeros(sr, dtype=np.float32)

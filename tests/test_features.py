@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 
-from ppasr.audio import read_audio
+from ppasr.data.audio import read_audio
+from ppasr.data.features import AudioFeaturizer, FeatureConfig, FeatureNormalizer, save_mean_std
 from ppasr.errors import UserError
-from ppasr.features import AudioFeaturizer, FeatureConfig, FeatureNormalizer, save_mean_std
 
 from conftest import REFERENCE, TEST_WAV
 
@@ -65,7 +65,7 @@ def test_ppasr_made_mean_std_without_config_is_linear(tmp_path):
 
 
 def test_fbank_of_a_tone_peaks_in_the_band_of_its_frequency():
-    from ppasr.features import log_mel_spectrogram, mel_filterbank
+    from ppasr.data.features import log_mel_spectrogram, mel_filterbank
 
     sr = 16000
     fb = mel_filterbank(80, 512, sr)

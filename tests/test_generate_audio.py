@@ -10,9 +10,9 @@ import pytest
 import soundfile
 
 from conftest import run_cli
-from ppasr.synth import (HELD_OUT_VARIANTS, NOISE_KINDS, NOISE_RMS, SPLITS, TRAIN_VARIANTS, UNVOICED_VARIANTS,
-                         create_engine, generate_corpus, generate_noise, get_grammar, is_test_sentence, open_engine,
-                         plan_utterances, sample_sentences, to_pinyin, zh_number)
+from ppasr.demo.synth import (HELD_OUT_VARIANTS, NOISE_KINDS, NOISE_RMS, SPLITS, TRAIN_VARIANTS, UNVOICED_VARIANTS,
+                              create_engine, generate_corpus, generate_noise, get_grammar, is_test_sentence, open_engine,
+                              plan_utterances, sample_sentences, to_pinyin, zh_number)
 
 NUM = 10
 

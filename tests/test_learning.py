@@ -101,6 +101,7 @@ def test_nan_and_inf_losses_are_skipped_and_the_bad_run_counter_resets(workdir, 
                                             "--max_bad_steps=3")
     assert code == 0, out[-3000:]
     assert out.count("NaN/inf") == 4, out[-3000:]
+    assert "training finished with 4 skipped batches" in out, out[-3000:]
     state = json.loads((workdir / "models/deepspeech2/epoch_1/state.json").read_text())
     assert state["step"] == 2, "only the two finite batches update the model"
     weights = paddle.load(str(workdir / "models/deepspeech2/epoch_1/model.pdparams"))

@@ -8,8 +8,8 @@ import shutil
 import pytest
 from conftest import run_cli
 
-from ppasr.decoder import detect_lm_token
-from ppasr.lm import (
+from ppasr.decode.language_model import detect_lm_token
+from ppasr.decode.lm_builder import (
     build_lm,
     count_ngrams,
     estimate_kneser_ney,

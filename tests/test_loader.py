@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 
 from conftest import REPO, TINY_MODEL
-from ppasr.audio import read_audio
-from ppasr.features import AudioFeaturizer, FeatureNormalizer
-from ppasr.model import DeepSpeech2Model
+from ppasr.data.audio import read_audio
+from ppasr.data.features import AudioFeaturizer, FeatureNormalizer
+from ppasr.model.deepspeech2 import DeepSpeech2Model
 from ppasr.utils import available_cores
 
 pytestmark = pytest.mark.skipif(available_cores() < 2, reason="needs 2 cores for 2 loader workers")

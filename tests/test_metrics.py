@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from ppasr.metrics import char_errors, corpus_cer, edit_distance
+from ppasr.train.metrics import char_errors, corpus_cer, edit_distance
 
 
 @pytest.mark.parametrize("ref, hyp, distance", [

@@ -3,7 +3,7 @@ import numpy as np
 import paddle
 
 from conftest import REFERENCE
-from ppasr.model import DeepSpeech2Model, conv_output_length
+from ppasr.model.deepspeech2 import DeepSpeech2Model, conv_output_length
 
 
 def test_state_dict_matches_ppasr_reference():

@@ -2,7 +2,7 @@
 
 import pytest
 
-from ppasr.dataset import SortaGradBatchSampler
+from ppasr.data.dataset import SortaGradBatchSampler
 
 
 def sampler(n=103, batch_size=8, **kwargs):

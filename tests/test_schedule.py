@@ -1,4 +1,4 @@
-"""The learning rate decays once per epoch (ExponentialDecay), also across a resume."""
+"""The learning rate decays once per epoch (× lr_gamma), also across a resume; lr_gamma 1 keeps it."""
 from __future__ import annotations
 
 import pytest
@@ -33,3 +33,10 @@ def test_learning_rate_per_epoch_and_after_resume(workdir):
     resumed = run_cli("train.py", *FAST, "--num_epoch=3", "--resume_model=models/deepspeech2/epoch_2_batch_2",
                       "--save_model_path=models_b/", cwd=workdir).stdout
     assert_rates(resumed, [2, 3])
+
+
+def test_lr_gamma_one_keeps_the_learning_rate(workdir):
+    """paddle's ExponentialDecay refuses gamma = 1 with a traceback; ours trains at a constant rate."""
+    args = [a for a in FAST if not a.startswith("--lr_gamma")] + ["--lr_gamma=1", "--num_epoch=2"]
+    rates = epoch_learning_rates(run_cli("train.py", *args, cwd=workdir).stdout)
+    assert sorted(rates) == [1, 2] and rates[1] == rates[2] and rates[1].pop() == pytest.approx(1e-3), rates

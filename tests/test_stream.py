@@ -4,32 +4,28 @@ from __future__ import annotations
 import shutil
 
 import numpy as np
-import paddle
 import pytest
 
-from conftest import TEST_WAV, TINY_MODEL, run_cli
-from ppasr.audio import normalize_gain, read_audio
-from ppasr.decoder import greedy_decode
-from ppasr.features import FeatureNormalizer
-from ppasr.infer import Predictor
-from ppasr.model import DeepSpeech2Model
-from ppasr.utils import read_vocabulary
-
-SIZE = ["--cnn_size=4", "--num_rnn_layers=2", "--rnn_size=24"]
+from conftest import TEST_WAV, export_random_model
+from ppasr.data.audio import normalize_gain, read_audio
+from ppasr.decode.greedy import greedy_decode
+from ppasr.serve.infer import Predictor
 
 
 @pytest.fixture(scope="module")
-def random_export(prepared_corpus, tmp_path_factory):
+def random_export_dir(prepared_corpus, tmp_path_factory):
     """A randomly initialised 2-layer model, exported: every layer's state must be carried."""
     root = tmp_path_factory.mktemp("stream") / "work"
     shutil.copytree(prepared_corpus, root, symlinks=True)
-    paddle.seed(3)
-    dim = FeatureNormalizer(str(root / "dataset/mean_std.npz")).feature_config.dim
-    model = DeepSpeech2Model(dim, len(read_vocabulary(str(root / "dataset/vocabulary.txt"))), 4, 2, 24)
-    (root / "models/random/epoch_1").mkdir(parents=True)
-    paddle.save(model.state_dict(), str(root / "models/random/epoch_1/model.pdparams"))
-    run_cli("export_model.py", *SIZE, "--resume_model=models/random/epoch_1", cwd=root)
-    return Predictor(str(root / "models/deepspeech2/infer"), use_gpu=False)
+    return export_random_model(root, seed=3, cnn_size=4, num_rnn_layers=2, rnn_size=24)
+
+
+@pytest.fixture(scope="module", params=["onnxruntime", "paddle"])
+def random_export(random_export_dir, request):
+    """The exported model on each inference backend."""
+    predictor = Predictor(str(random_export_dir), use_gpu=False, backend=request.param)
+    assert predictor.backend.name == request.param
+    return predictor
 
 
 def _stream(predictor, samples, chunk, **kwargs):

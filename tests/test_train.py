@@ -12,13 +12,15 @@ import numpy as np
 import paddle
 import pytest
 
-from ppasr.errors import UserError
 from conftest import REPO, TINY_MODEL, run_cli
 
 FAST = TINY_MODEL + ["--batch_size=8", "--num_workers=0", "--augment_conf_path=None", "--log_interval=1"]
 LOG_LINE = re.compile(r"^\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+\] Train epoch: \[(\d+)/(\d+)\], batch: \[(\d+)/(\d+)\], "
                       r"loss: [\d.]+, learning rate: [\d.]+, eta: \d+:\d\d:\d\d$")
-TEST_LINE = re.compile(r"^\[.+\] Test epoch: (\d+), time/epoch: .+, loss: [\d.]+, cer: ([\d.]+)")
+# PPASR a3c1911's line exactly, nothing appended (tools parse it); PPASR's mean per-utterance CER follows
+TEST_LINE = re.compile(r"^\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+\] Test epoch: (\d+), "
+                       r"time/epoch: \d+:\d\d:\d\d(?:\.\d{6})?, loss: [\d.]+, cer: ([\d.]+)$")
+MEAN_CER_LINE = re.compile(r"^\[.+\] mean per-utterance cer: [\d.]+$")
 
 
 def load_params(path) -> dict:
@@ -29,18 +31,23 @@ def test_train_logs_checkpoints_and_visualdl(workdir):
     proc = run_cli("train.py", *FAST, "--num_epoch=2", "--augment_conf_path=conf/augmentation.json", cwd=workdir)
     out = proc.stdout
     assert "-----------  Configuration Arguments -----------" in out and "learning_rate: 0.001" in out
+    assert "ccache" not in proc.stderr, "paddle's import-time ccache warning is not about the user's run"
     train_lines = [LOG_LINE.match(l) for l in out.splitlines() if "Train epoch" in l]
     assert train_lines and all(train_lines), out
     assert {m.group(1) for m in train_lines} == {"1", "2"}
-    tests = [TEST_LINE.match(l) for l in out.splitlines() if "Test epoch" in l]
-    assert [m.group(1) for m in tests if m] == ["1", "2"]
+    lines = out.splitlines()
+    tests = [i for i, l in enumerate(lines) if "Test epoch" in l]
+    assert [TEST_LINE.match(lines[i]).group(1) for i in tests] == ["1", "2"], out
+    assert all(MEAN_CER_LINE.match(lines[i + 1]) for i in tests), out
     root = workdir / "models" / "deepspeech2"
     for epoch in (1, 2):
         folder = root / f"epoch_{epoch}"
         assert (folder / "model.pdparams").exists() and (folder / "optimizer.pdopt").exists()
         state = json.loads((folder / "state.json").read_text())
         assert state["epoch"] == epoch and state["batch_in_epoch"] == 0 and state["step"] > 0
-        assert json.loads(state["feature_config"])["method"] == "fbank"
+        config = state["model_config"]
+        assert config["feature_config"]["method"] == "fbank" and config["vocab_size"] > 100
+        assert (config["cnn_size"], config["num_rnn_layers"], config["rnn_size"]) == (8, 1, 32)
     assert not [p for p in root.iterdir() if p.name.startswith(".")], "no temporary folders left behind"
     runs = list((workdir / "log").iterdir())
     assert len(runs) == 1 and list(runs[0].glob("vdlrecords.*"))
@@ -49,41 +56,69 @@ def test_train_logs_checkpoints_and_visualdl(workdir):
 def test_keeps_last_three_checkpoints_and_saves_mid_epoch(workdir):
     run_cli("train.py", *FAST, "--num_epoch=3", "--save_interval=2", cwd=workdir)
     names = sorted(p.name for p in (workdir / "models/deepspeech2").iterdir())
-    # 48 utterances, batch 8: epoch 3 (shuffled, shifted) has 7 batches, saved after 2, 4 and 6
-    assert names == ["epoch_3", "epoch_3_batch_4", "epoch_3_batch_6"], names  # the newest three
+    # 48 utterances, batch 8: epoch 3 (shuffled, shifted) has 7 batches, saved after 2, 4 and 6; the
+    # run keeps its newest three, plus best_model and last_model
+    assert names == ["best_model", "epoch_3", "epoch_3_batch_4", "epoch_3_batch_6", "last_model"], names
 
 
-def test_resume_after_kill_matches_uninterrupted_run(workdir, tmp_path):
+def add_noise_clips(workdir) -> None:
+    """A noise manifest, so that the default augmentation config's noise augmentor runs too."""
+    import soundfile
+
+    noise_dir = workdir / "dataset/audio/noise"
+    noise_dir.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for i in range(2):
+        soundfile.write(noise_dir / f"noise_{i}.wav", (0.1 * rng.standard_normal(8000 * (i + 1))).astype(np.float32),
+                        16000)
+    (workdir / "dataset/manifest.noise").write_text("".join(
+        json.dumps({"audio_filepath": f"dataset/audio/noise/noise_{i}.wav", "duration": 0.5 * (i + 1)}) + "\n"
+        for i in range(2)))
+
+
+@pytest.mark.parametrize("setting", ["plain", "augmented"])
+def test_resume_after_kill_matches_uninterrupted_run(workdir, tmp_path, setting):
+    """Killed after a mid-epoch checkpoint and resumed from it, a run ends with the weights of an
+    uninterrupted one: plain (no augmentation, no loader workers, inside epoch 1) and augmented
+    (conf/augmentation.json with noise, 2 loader workers, inside shuffled epoch 2)."""
     import shutil
 
+    if setting == "plain":
+        args, epoch = FAST + ["--num_epoch=2"], 1
+    else:
+        add_noise_clips(workdir)
+        args = FAST + ["--num_epoch=2", "--num_workers=2", "--augment_conf_path=conf/augmentation.json"]
+        epoch = 2
     # reference: an uninterrupted run
     reference_dir = tmp_path / "reference"
     shutil.copytree(workdir, reference_dir, symlinks=True)
-    run_cli("train.py", *FAST, "--num_epoch=2", cwd=reference_dir)
+    out = run_cli("train.py", *args, cwd=reference_dir)
+    assert f"loader workers: {2 if setting == 'augmented' else 0}" in out.stdout
+    assert "augmentation" not in out.stderr, "every augmentor of the default config runs"
     reference = load_params(reference_dir / "models/deepspeech2/epoch_2")
 
-    # the same run, killed after its first mid-epoch checkpoint, then resumed from it
+    # the same run, killed after a mid-epoch checkpoint, then resumed from it
     env = dict(__import__("os").environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
-    proc = subprocess.Popen([sys.executable, str(REPO / "train.py"), *FAST, "--num_epoch=2", "--save_interval=2"],
-                            cwd=workdir, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    checkpoint = workdir / "models/deepspeech2/epoch_1_batch_2"
+    proc = subprocess.Popen([sys.executable, str(REPO / "train.py"), *args, "--save_interval=2"],
+                            cwd=workdir, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    checkpoint = workdir / f"models/deepspeech2/epoch_{epoch}_batch_2"
     deadline = time.time() + 300
     while not (checkpoint / "state.json").exists() and time.time() < deadline and proc.poll() is None:
         time.sleep(0.02)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert (checkpoint / "state.json").exists()
-    resumed = run_cli("train.py", *FAST, "--num_epoch=2", f"--resume_model={checkpoint}", cwd=workdir)
-    assert "resumed from" in resumed.stdout and "epoch 1, batch 2" in resumed.stdout
+    resumed = run_cli("train.py", *args, f"--resume_model={checkpoint}", cwd=workdir)
+    assert "resumed from" in resumed.stdout and f"epoch {epoch}, batch 2" in resumed.stdout
     first = next(LOG_LINE.match(l) for l in resumed.stdout.splitlines() if LOG_LINE.match(l))
-    assert (first.group(1), first.group(3)) == ("1", "2"), "continues inside epoch 1 at batch 2"
+    assert (first.group(1), first.group(3)) == (str(epoch), "2"), "continues inside the epoch at batch 2"
     state = json.loads((workdir / "models/deepspeech2/epoch_2/state.json").read_text())
     reference_state = json.loads((reference_dir / "models/deepspeech2/epoch_2/state.json").read_text())
     assert state["step"] == reference_state["step"]
     assert state["learning_rate"] == pytest.approx(reference_state["learning_rate"])
     resumed_params = load_params(workdir / "models/deepspeech2/epoch_2")
     for name, value in reference.items():
-        np.testing.assert_allclose(resumed_params[name], value, rtol=1e-4, atol=1e-5, err_msg=name)
+        np.testing.assert_array_equal(resumed_params[name], value, err_msg=name)
 
 
 def test_pretrained_loads_matching_tensors_and_lists_skipped(workdir):
@@ -125,33 +160,5 @@ def test_unreadable_audio_and_infeasible_labels_do_not_kill_training(workdir):
     manifest.write_text("".join(json.dumps(i, ensure_ascii=False) + "\n" for i in items), encoding="utf-8")
     proc = run_cli("train.py", *FAST, "--num_epoch=1", cwd=workdir)
     assert "dropped 1 utterances: label longer than the model's output frames" in proc.stdout
-    assert "skip:" in proc.stdout and broken.name in proc.stdout  # the log channel is stdout, as PPASR
+    assert f"skip: {items[0]['audio_filepath']}" in proc.stdout
     assert (workdir / "models/deepspeech2/epoch_1/model.pdparams").exists()
-
-
-def test_nan_loss_is_skipped_then_stops_when_persistent(workdir, monkeypatch, capsys):
-    import os
-
-    from ppasr import trainer
-    from ppasr.cli import train_parser
-
-    monkeypatch.chdir(workdir)
-    real = trainer.ctc_loss_per_utterance
-    calls = {"n": 0}
-
-    def sometimes_nan(*args):
-        calls["n"] += 1
-        loss = real(*args)
-        return loss * float("nan") if calls["n"] in (2, 3) else loss
-
-    monkeypatch.setattr(trainer, "ctc_loss_per_utterance", sometimes_nan)
-    args = train_parser().parse_args(FAST + ["--num_epoch=1"])
-    trainer.train(args)
-    out = capsys.readouterr().out
-    assert out.count("loss is NaN/inf") == 2 and "training finished with 2 skipped batches" in out
-
-    monkeypatch.setattr(trainer, "ctc_loss_per_utterance", lambda *a: real(*a) * float("nan"))
-    args = train_parser().parse_args(FAST + ["--num_epoch=1", "--max_bad_steps=3", "--save_model_path=m2/"])
-    with pytest.raises(UserError, match="3 bad batches in a row"):
-        trainer.train(args)
-    assert not os.path.exists("m2/deepspeech2/epoch_1")

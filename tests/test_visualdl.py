@@ -23,7 +23,8 @@ from visualdl import LogReader
 from conftest import REPO, TINY_MODEL, run_cli
 
 sys.path.insert(0, str(REPO / "tools"))
-from vdl_screenshot import find_chromium, screenshot, visualdl_server
+from browser import find_chromium
+from vdl_screenshot import screenshot, visualdl_server
 
 FAST = TINY_MODEL + ["--batch_size=8", "--num_workers=0", "--augment_conf_path=None", "--log_interval=1"]
 TAGS = {"Train loss", "Learning rate", "Test cer", "Test loss"}

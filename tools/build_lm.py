@@ -12,8 +12,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ppasr.cli import build_lm_parser  # noqa: E402
+from ppasr.decode.lm_builder import build_lm  # noqa: E402
 from ppasr.errors import UserError, run_main  # noqa: E402
-from ppasr.lm import build_lm  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> None:

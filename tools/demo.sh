@@ -48,7 +48,7 @@ echo "== 4/5 tools/build_lm.py (character 4-gram from the training transcripts o
 python3 "$REPO/tools/build_lm.py" --manifest dataset/manifest.train --output lm/demo.arpa
 
 echo "== 5/5 eval.py =="
-MODEL=(--resume_model="models/deepspeech2/epoch_$EPOCHS/" --cnn_size=16 --num_rnn_layers=2 --rnn_size=256 --num_workers=1)
+MODEL=(--resume_model="models/deepspeech2/epoch_$EPOCHS/" --num_workers=1)  # sizes come from the checkpoint
 LM=(--decoder=ctc_beam_search --lang_model_path=lm/demo.arpa --alpha=1.1513 --beta=1.5 --num_proc_bsearch=2)
 for split in test unseen; do
   python3 "$REPO/eval.py" "${MODEL[@]}" --test_manifest="dataset/manifest.$split" --decoder=ctc_greedy \

@@ -16,8 +16,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ppasr.cli import generate_audio_parser  # noqa: E402
+from ppasr.demo.synth import generate_corpus, generate_noise  # noqa: E402
 from ppasr.errors import UserError, run_main  # noqa: E402
-from ppasr.synth import generate_corpus, generate_noise  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> None:

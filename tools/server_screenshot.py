@@ -7,7 +7,7 @@ microphone (live partial text, final text, playback), upload the same clip, and 
 
 Chromium is driven through its DevTools protocol (the ``websockets`` package); its fake audio
 device plays ``--audio`` (16-bit WAV) once, after one second of silence, as the microphone.
-Needs Chromium (Debian: ``apt-get install -y --no-install-recommends chromium``).
+Needs Chromium (see tools/browser.py).
 """
 from __future__ import annotations
 
@@ -16,12 +16,10 @@ import base64
 import contextlib
 import json
 import os
-import signal
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -32,7 +30,7 @@ import soundfile
 from websockets.sync.client import connect
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from vdl_screenshot import find_chromium, free_port  # noqa: E402
+from browser import answers, free_port, headless_chromium, local_server  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -91,32 +89,11 @@ def running_server(*args: str, cwd: Path, timeout: float = 120.0) -> Iterator[tu
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     log = Path(cwd) / f"server_{port}.log"
-    env = dict(os.environ, PYTHONPATH=str(REPO))
-    with open(log, "wb") as output:
-        proc = subprocess.Popen([sys.executable, str(REPO / "infer_server.py"), "--host=127.0.0.1", f"--port={port}",
-                                 "--use_gpu=False", *args], cwd=cwd, stdout=output, stderr=subprocess.STDOUT, env=env)
-    try:
-        deadline = time.monotonic() + timeout
-        while not _serving(url):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"infer_server.py did not come up on {url}:\n{log.read_text()[-3000:]}")
-            time.sleep(0.3)
+    command = [sys.executable, str(REPO / "infer_server.py"), "--host=127.0.0.1", f"--port={port}", "--use_gpu=False",
+               *args]
+    with local_server(command, log, lambda: answers(url + "/", 200), f"infer_server.py on {url}", cwd=cwd,
+                      env=dict(os.environ, PYTHONPATH=str(REPO)), timeout=timeout) as proc:
         yield url, proc, log
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
-def _serving(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url + "/", timeout=2) as reply:
-            return reply.status == 200
-    except (urllib.error.URLError, OSError):
-        return False
 
 
 def microphone_file(audio: Path, folder: Path) -> tuple[Path, float]:
@@ -132,37 +109,25 @@ def microphone_file(audio: Path, folder: Path) -> tuple[Path, float]:
 def chromium_page(url: str, microphone: Path, width: int = 1000, height: int = 1000,
                   timeout: float = 60.0) -> Iterator[DevTools]:
     """Headless Chromium showing ``url`` with ``microphone`` (WAV) as its microphone; always stopped."""
-    browser = find_chromium()
-    if browser is None:
-        raise FileNotFoundError("no Chromium found; install it: apt-get install -y --no-install-recommends chromium")
-    with tempfile.TemporaryDirectory(prefix="server-chromium-") as profile:
-        proc = subprocess.Popen([browser, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-                                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                                 f"--user-data-dir={profile}", "--remote-debugging-port=0",
-                                 f"--window-size={width},{height}", "--use-fake-ui-for-media-stream",
-                                 "--use-fake-device-for-media-stream",
-                                 f"--use-file-for-fake-audio-capture={microphone}%noloop",
-                                 "--autoplay-policy=no-user-gesture-required", "about:blank"],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-        try:
-            port_file = Path(profile) / "DevToolsActivePort"
-            deadline = time.monotonic() + timeout
-            while not port_file.exists() or not port_file.read_text().strip():
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"Chromium did not start (exit code {proc.poll()})")
-                time.sleep(0.1)
-            port = int(port_file.read_text().split()[0])
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=10) as reply:
-                target = next(t for t in json.loads(reply.read()) if t["type"] == "page")
-            with connect(target["webSocketDebuggerUrl"], max_size=None, open_timeout=30) as websocket:
-                page = DevTools(websocket)
-                page.call("Page.enable")
-                page.call("Page.navigate", url=url)
-                page.wait_for("document.readyState === 'complete' && document.body.dataset.state === 'idle'", timeout)
-                yield page
-        finally:
-            os.killpg(proc.pid, signal.SIGKILL)  # the browser and the helpers it started, nothing else
-            proc.wait()
+    with headless_chromium("--remote-debugging-port=0", "--use-fake-ui-for-media-stream",
+                           "--use-fake-device-for-media-stream", f"--use-file-for-fake-audio-capture={microphone}%noloop",
+                           "--autoplay-policy=no-user-gesture-required", "about:blank",
+                           width=width, height=height) as (proc, profile):
+        port_file = profile / "DevToolsActivePort"
+        deadline = time.monotonic() + timeout
+        while not port_file.exists() or not port_file.read_text().strip():
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"Chromium did not start (exit code {proc.poll()})")
+            time.sleep(0.1)
+        port = int(port_file.read_text().split()[0])
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=10) as reply:
+            target = next(t for t in json.loads(reply.read()) if t["type"] == "page")
+        with connect(target["webSocketDebuggerUrl"], max_size=None, open_timeout=30) as websocket:
+            page = DevTools(websocket)
+            page.call("Page.enable")
+            page.call("Page.navigate", url=url)
+            page.wait_for("document.readyState === 'complete' && document.body.dataset.state === 'idle'", timeout)
+            yield page
 
 
 @dataclass

@@ -11,7 +11,7 @@ from ppasr.utils import print_arguments  # noqa: E402
 
 def main() -> None:
     args = tune_parser().parse_args()
-    from ppasr.evaluation import run_tune  # after the flags are valid: --help and flag errors need no paddle
+    from ppasr.train.evaluation import run_tune  # after the flags are valid: --help and flag errors need no paddle
     print_arguments(args)
     run_tune(args)
 

@@ -5,7 +5,7 @@ side (no ``lmplz``), so this module estimates the model itself, in pure Python, 
 user's own transcripts: a PPASR manifest (JSON lines with a ``"text"`` field) or plain text.
 
 Text with Chinese characters is modelled per character, other text per word (``token="auto"``
-applies the decoder's rule, :func:`ppasr.decoder.detect_lm_token`, so both agree in mixed mode). The estimate follows Chen & Goodman's interpolated modified Kneser–Ney, the
+applies the decoder's rule, :func:`ppasr.decode.language_model.detect_lm_token`, so both agree in mixed mode). The estimate follows Chen & Goodman's interpolated modified Kneser–Ney, the
 same recipe as KenLM's ``lmplz``: adjusted (continuation) counts for the lower orders, three
 discounts per order from counts-of-counts, and interpolation down to a uniform distribution
 so that ``<unk>`` keeps some probability mass. Backoff weights are written so that KenLM's
@@ -22,8 +22,8 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from ppasr.decoder import detect_lm_token
-from ppasr.manifest import is_manifest, read_manifest
+from ppasr.data.manifest import is_manifest, read_manifest
+from ppasr.decode.language_model import detect_lm_token
 
 BOS = "<s>"
 EOS = "</s>"

@@ -17,12 +17,12 @@ import numpy as np
 import soundfile
 from tqdm import tqdm
 
-from ppasr.audio import TARGET_SAMPLE_RATE, AudioError, audio_info, check_wav_complete, read_audio
+from ppasr.data.audio import TARGET_SAMPLE_RATE, AudioError, audio_info, check_wav_complete, read_audio
+from ppasr.data.features import AudioFeaturizer, FeatureConfig, save_mean_std
+from ppasr.data.manifest import read_manifest
+from ppasr.data.text import clean_text
 from ppasr.errors import UserError
-from ppasr.features import AudioFeaturizer, FeatureConfig, save_mean_std
-from ppasr.manifest import read_manifest
 from ppasr.logger import logger
-from ppasr.text import clean_text
 from ppasr.utils import single_threaded_worker
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".opus", ".aiff", ".aif", ".au")

@@ -13,22 +13,23 @@ import os
 import time
 
 import numpy as np
-import paddle
 
-from ppasr.audio import AudioError, normalize_gain, read_audio
+from ppasr.data.audio import AudioError, normalize_gain, read_audio
+from ppasr.data.features import AudioFeaturizer, FeatureConfig
+from ppasr.data.text import to_arabic_numerals
+from ppasr.decode.text_decoder import build_decoder
 from ppasr.errors import UserError
-from ppasr.export import CONFIG_FILE, MODEL_PREFIX, VOCAB_FILE
-from ppasr.features import AudioFeaturizer, FeatureConfig
-from ppasr.model import TIME_SUBSAMPLING, conv_output_length
-from ppasr.text import to_arabic_numerals
+from ppasr.model.deepspeech2 import TIME_SUBSAMPLING, conv_output_length
+from ppasr.serve.backend import cuda_available, load_backend
+from ppasr.serve.export import CONFIG_FILE, MODEL_PREFIX, VOCAB_FILE
+from ppasr.serve.vad import split_on_silence
 from ppasr.utils import read_vocabulary
-from ppasr.vad import split_on_silence
 
 
 class Predictor:
-    """An exported model plus its featurizer and vocabulary."""
+    """An exported model (on an inference backend) plus its featurizer and vocabulary."""
 
-    def __init__(self, model_dir: str, use_gpu: bool = False):
+    def __init__(self, model_dir: str, use_gpu: bool = False, backend: str | None = None, num_threads: int = 0):
         if not os.path.exists(os.path.join(model_dir, CONFIG_FILE)):
             raise UserError(f"no exported model in {model_dir}; create it with `python3 export_model.py`")
         with open(os.path.join(model_dir, CONFIG_FILE), "r", encoding="utf-8") as f:
@@ -40,12 +41,9 @@ class Predictor:
         self.feature_config = FeatureConfig(**self.config["feature_config"])
         self.featurizer = AudioFeaturizer(self.feature_config)
         self.state_shape = (self.config["num_rnn_layers"], 1, self.config["rnn_size"])
-        self.device = "gpu" if use_gpu and paddle.is_compiled_with_cuda() else "cpu"
-        if use_gpu and self.device == "cpu":
+        if use_gpu and not cuda_available():
             print("note: this paddle has no CUDA, running on the CPU (--use_gpu=False silences this)")
-        paddle.set_device(self.device)
-        self.model = paddle.jit.load(os.path.join(model_dir, MODEL_PREFIX))
-        self.model.eval()
+        self.backend = load_backend(model_dir, MODEL_PREFIX, backend, use_gpu, num_threads)
         self.run(np.zeros((self.feature_config.dim, 100), dtype=np.float32), self.initial_state())  # warm-up
 
     def initial_state(self) -> np.ndarray:
@@ -55,10 +53,9 @@ class Predictor:
     def run(self, feature: np.ndarray, state: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """One pass of the exported model over features [D, T] from ``state``: probabilities
         [conv_output_length(T), V] and the state after them."""
-        audio = paddle.to_tensor(np.ascontiguousarray(feature, dtype=np.float32)[None])
-        audio_len = paddle.to_tensor(np.array([feature.shape[1]], dtype=np.int64))
-        probs, out_len, final = self.model(audio, audio_len, paddle.to_tensor(state))
-        return probs.numpy()[0, :int(out_len.numpy()[0])], final.numpy()
+        audio = np.ascontiguousarray(feature, dtype=np.float32)[None]
+        probs, out_len, final = self.backend(audio, np.array([feature.shape[1]], dtype=np.int64), state)
+        return probs[0, :int(out_len[0])], final
 
     def probabilities(self, samples: np.ndarray, sample_rate: int) -> np.ndarray:
         """Per-frame softmax [T', V] of one whole clip at the model's sample rate."""
@@ -162,9 +159,7 @@ def check_vocabulary(predictor: Predictor, vocab_path: str | None, model_dir: st
 
 def infer_path(args) -> None:
     """The whole infer_path.py job, printing PPASR's result lines."""
-    from ppasr.evaluation import build_decoder
-
-    predictor = Predictor(args.model_dir, args.use_gpu)
+    predictor = Predictor(args.model_dir, args.use_gpu, args.backend, args.num_threads)
     check_vocabulary(predictor, args.vocab_path, args.model_dir)
     decoder = build_decoder(args, predictor.vocabulary, num_processes=1)
     try:

@@ -1,9 +1,6 @@
-"""CTC decoders: vectorised greedy decoding and prefix beam search with KenLM shallow fusion.
+"""CTC prefix beam search with KenLM shallow fusion, batched and parallel over processes.
 
-Conventions shared with the model: ``probs`` are per-frame softmax outputs ``[B, T, V]``,
-``lengths[i]`` frames of utterance ``i`` are valid (the rest is padding and is never
-decoded) and vocabulary index 0 is the CTC blank.
-
+``probs``/``lengths`` follow the conventions of :mod:`ppasr.decode.greedy` (blank is index 0).
 The beam search ranks prefixes by ``ln P_ctc + alpha * log10 P_lm + beta * n_lm_tokens``, in
 PPASR's units (its swig ``Scorer`` multiplies KenLM's log10 probabilities by ``alpha``), so a
 PPASR-tuned alpha/beta means the same here. A token outside the LM's vocabulary scores
@@ -16,154 +13,19 @@ unfinished word that no LM word starts with is charged as soon as it appears, se
 """
 from __future__ import annotations
 
-import bisect
-import functools
-import gzip
 import multiprocessing
-import os
-import re
 import signal
 from dataclasses import dataclass
-from collections.abc import Iterable
 from typing import Any, Self
 
 import numpy as np
 
-from ppasr.text import is_cjk
+from ppasr.decode.greedy import BLANK_INDEX, check_batch
+from ppasr.decode.language_model import (LM_TOKEN_MODES, OOV_LOG10, detect_lm_token, load_language_model,
+                                         read_arpa_words)
+from ppasr.decode.prefix_trie import PrefixTrie
 
-BLANK_INDEX = 0
-LM_TOKEN_MODES = ("char", "word")
-OOV_LOG10 = -1000.0  # PPASR's OOV_SCORE (scorer.h), in log10 units like every LM score here
 _NEG_INF = -np.inf
-_KENLM_BINARY_MAGIC = b"mmap lm "
-
-
-def _check_batch(probs: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    probs = np.asarray(probs)
-    lengths = np.asarray(lengths, dtype=np.int64).reshape(-1)
-    if probs.ndim != 3:
-        raise ValueError(f"probs must be [batch, time, vocab], got shape {probs.shape}")
-    if lengths.shape[0] != probs.shape[0]:
-        raise ValueError(f"{lengths.shape[0]} lengths for a batch of {probs.shape[0]}")
-    if lengths.size and (lengths.min() < 0 or lengths.max() > probs.shape[1]):
-        raise ValueError(f"lengths must lie in [0, {probs.shape[1]}], got {lengths.tolist()}")
-    return probs, lengths
-
-
-def greedy_decode(probs: np.ndarray, lengths: np.ndarray, vocabulary: list[str]) -> list[str]:
-    """Best-path CTC decoding of a batch: argmax, drop padding, collapse repeats, drop blanks."""
-    probs, lengths = _check_batch(probs, lengths)
-    if probs.shape[2] != len(vocabulary):
-        raise ValueError(f"probs have {probs.shape[2]} classes, vocabulary {len(vocabulary)}")
-    best = probs.argmax(axis=2)
-    batch, frames = best.shape
-    valid = np.arange(frames)[None, :] < lengths[:, None]
-    previous = np.concatenate([np.full((batch, 1), -1, dtype=best.dtype), best[:, :-1]], axis=1)
-    keep = valid & (best != previous) & (best != BLANK_INDEX)
-    tokens = np.asarray(vocabulary, dtype=object)
-    return ["".join(tokens[best[i][keep[i]]]) for i in range(batch)]
-
-
-class IncrementalGreedyDecoder:
-    """Best-path text of a stream of probability frames, extended chunk by chunk.
-
-    A server's partial results: each chunk costs only its own frames, and after any split of the
-    frames the text equals :func:`greedy_decode` of them all (repeats collapse across chunks).
-    """
-
-    def __init__(self, vocabulary: list[str]) -> None:
-        self._tokens = np.asarray(vocabulary, dtype=object)
-        self._previous = -1
-        self._pieces: list[str] = []
-
-    def extend(self, probs: np.ndarray) -> str:
-        """Add ``[t, V]`` frames; return the text so far."""
-        if probs.shape[0]:
-            best = probs.argmax(axis=1)
-            previous = np.concatenate([[self._previous], best[:-1]])
-            keep = (best != previous) & (best != BLANK_INDEX)
-            self._pieces.append("".join(self._tokens[best[keep]]))
-            self._previous = int(best[-1])
-        return self.text
-
-    @property
-    def text(self) -> str:
-        return "".join(self._pieces)
-
-
-def greedy_score(probs: np.ndarray) -> float:
-    """PPASR's confidence of a greedy result (0-100): mean probability of the best path's
-    non-blank frames x 100."""
-    best = probs.max(axis=1)[probs.argmax(axis=1) != BLANK_INDEX]
-    return float(best.mean() * 100.0) if best.shape[0] else 0.0
-
-
-def detect_lm_token(symbols: Iterable[str], lang_model_path: str | None = None) -> str:
-    """The LM token unit, ``"char"`` or ``"word"``: the one rule the decoder and the LM builder share.
-
-    An ARPA model's own words decide as in PPASR (character-based when every word is one
-    character). Otherwise (KenLM binary, or an LM still to be built) the text decides:
-    ``symbols`` (a vocabulary or transcripts) containing any Chinese character means
-    characters (spaces are then not LM tokens, so mixed Chinese/English text is modelled per
-    character), else words.
-    """
-    words = read_arpa_words(lang_model_path) if lang_model_path and os.path.isfile(lang_model_path) else None
-    if words:
-        return "char" if all(len(word) == 1 for word in words) else "word"
-    return "char" if any(is_cjk(ch) for text in symbols for ch in text) else "word"
-
-
-@functools.lru_cache(maxsize=4)
-def load_language_model(path: str) -> Any:
-    """Load a KenLM model (ARPA or binary) with clear, one-line errors; once per process (tune.py
-    builds a decoder per alpha/beta pair, forked workers inherit it).
-
-    Raises ``FileNotFoundError`` when ``path`` does not exist and ``ValueError`` when it is
-    not a model KenLM can read.
-    """
-    if not os.path.isfile(path):
-        raise FileNotFoundError(
-            f"language model not found: {path!r}. Build one from your transcripts with "
-            f"`python tools/build_lm.py --manifest dataset/manifest.train --output {path}`, "
-            "or decode without a language model (--lang_model_path=None).")
-    try:
-        import kenlm
-    except ImportError as exc:
-        raise ImportError("decoding with a language model needs the kenlm package "
-                          "(pip install kenlm)") from exc
-    try:
-        return kenlm.Model(path)
-    except (OSError, RuntimeError) as exc:
-        first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        reason = re.search(r"threw \w+\.\s*(.+?)\)?$", first_line)
-        detail = reason.group(1) if reason else first_line
-        raise ValueError(f"{path!r} is not a valid KenLM language model (ARPA or KenLM "
-                         f"binary): {detail[:200]}") from None
-
-
-def read_arpa_words(path: str) -> list[str] | None:
-    """Sorted words of an ARPA model's unigram section (``None`` for a KenLM binary).
-
-    ``<s>``, ``</s>`` and ``<unk>`` are left out.
-    """
-    opener = gzip.open if path.endswith(".gz") else open
-    with opener(path, "rb") as raw:
-        if raw.read(len(_KENLM_BINARY_MAGIC)) == _KENLM_BINARY_MAGIC:
-            return None
-    words = []
-    in_unigrams = False
-    with opener(path, "rt", encoding="utf-8", errors="replace") as handle:
-        for line in handle:
-            line = line.strip()
-            if line.startswith("\\"):
-                if in_unigrams:
-                    break
-                in_unigrams = line == "\\1-grams:"
-            elif in_unigrams and line:
-                fields = line.split()
-                if len(fields) >= 2 and fields[1] not in ("<s>", "</s>", "<unk>"):
-                    words.append(fields[1])
-    return sorted(words)
 
 
 @dataclass(frozen=True)
@@ -187,7 +49,7 @@ def prune_frames(probs: np.ndarray, lengths: np.ndarray, cutoff_prob: float = 1.
     ``cutoff_prob`` (the token crossing it included), at most ``cutoff_top_n`` of them, and
     never a token of zero probability.
     """
-    probs, lengths = _check_batch(probs, lengths)
+    probs, lengths = check_batch(probs, lengths)
     vocab_size = probs.shape[2]
     top_n = max(1, min(int(cutoff_top_n), vocab_size))
     if top_n < vocab_size:
@@ -220,158 +82,6 @@ class SearchConfig:
     lang_model_path: str | None = None
     lm_token: str = "char"
     oov_log10: float | None = OOV_LOG10
-
-
-class _PrefixTrie:
-    """Prefix tree of label sequences; each node caches its KenLM state and fused LM score.
-
-    Per node: ``score`` is the fused LM score used for ranking, ``base`` the part of it no
-    later token can change (they differ in word mode while a provisionally scored word is
-    unfinished), ``state`` the KenLM state after the final-scored tokens and, in word mode,
-    ``partial`` the unfinished word with ``partial_state`` the state after it, if scored.
-    KenLM queries are memoised per ``(state, word)``, which many prefixes share.
-    """
-
-    def __init__(self, vocabulary: tuple[str, ...], model: Any, config: SearchConfig,
-                 lm_words: list[str] | None) -> None:
-        self._vocabulary = vocabulary
-        self._stride = len(vocabulary) + 1
-        self._model = model
-        self._lm_words = lm_words
-        self._word_mode = config.lm_token == "word"
-        self._space = vocabulary.index(" ") if " " in vocabulary else -1
-        self._alpha = config.alpha
-        self._beta = config.beta
-        self._oov_log10 = config.oov_log10
-        self._children: dict[int, int] = {}
-        self._queries: dict[tuple[Any, str], tuple[float, Any]] = {}
-        self._known_prefixes: dict[str, bool] = {}
-        self.parent = [-1]
-        self.token = [len(vocabulary)]  # the root's sentinel "last token"
-        self.score = [0.0]
-        self.base = [0.0]
-        self.state: list[Any] = [None]
-        self.partial = [""]
-        self.partial_state: list[Any] = [None]
-        if model is not None:
-            import kenlm
-
-            self._new_state = kenlm.State
-            self.state[0] = kenlm.State()
-            model.BeginSentenceWrite(self.state[0])
-
-    def _lm(self, state: Any, word: str) -> tuple[float, Any]:
-        """``alpha * log10 P(word | state) + beta`` and the state after ``word``."""
-        key = (state, word)
-        found = self._queries.get(key)
-        if found is None:
-            after = self._new_state()
-            log10 = self._model.BaseScore(state, word, after)
-            if self._oov_log10 is not None and word not in self._model:
-                log10 = self._oov_log10
-            found = self._queries[key] = (self._alpha * log10 + self._beta, after)
-        return found
-
-    def _starts_known_word(self, text: str) -> bool:
-        """Whether some LM word starts with ``text`` (always true if the words are unknown)."""
-        known = self._known_prefixes.get(text)
-        if known is None:
-            words = self._lm_words
-            index = bisect.bisect_left(words, text) if words is not None else 0
-            known = words is None or (index < len(words) and words[index].startswith(text))
-            self._known_prefixes[text] = known
-        return known
-
-    def _child_values(self, node: int, token: int) -> tuple[float, float, Any, str, Any]:
-        """``(score, base, state, partial, partial_state)`` of ``prefix(node) + token``."""
-        score, base, state = self.score[node], self.base[node], self.state[node]
-        if self._model is None or (token == self._space and not self._word_mode):
-            return score, base, state, "", None
-        if not self._word_mode:
-            delta, after = self._lm(state, self._vocabulary[token])
-            return base + delta, base + delta, after, "", None
-        partial = self.partial[node]
-        if token == self._space:  # the unfinished word, if any, is scored for good
-            if not partial:
-                return score, base, state, "", None
-            if self.partial_state[node] is not None:
-                return score, score, self.partial_state[node], "", None
-            delta, after = self._lm(state, partial)
-            return base + delta, base + delta, after, "", None
-        word = partial + self._vocabulary[token]
-        if self._starts_known_word(word):
-            return base, base, state, word, None
-        delta, after = self._lm(state, word)
-        return base + delta, base, state, word, after
-
-    def child_scores(self, nodes: list[int], tokens: list[int]) -> list[float]:
-        """Fused LM scores of ``prefix(node) + token`` without adding nodes to the tree.
-
-        The search's hot loop: it inlines the score part of :meth:`_child_values`.
-        """
-        score, base, state, partial = self.score, self.base, self.state, self.partial
-        query, lm, vocabulary, space = self._queries.get, self._lm, self._vocabulary, self._space
-        out = []
-        if self._model is None:
-            return [score[node] for node in nodes]
-        if not self._word_mode:
-            for node, token in zip(nodes, tokens):
-                if token == space:
-                    out.append(score[node])
-                    continue
-                key = (state[node], vocabulary[token])
-                out.append(base[node] + (query(key) or lm(*key))[0])
-            return out
-        known, starts_known = self._known_prefixes.get, self._starts_known_word
-        for node, token in zip(nodes, tokens):
-            if token == space:
-                word = partial[node]
-                if not word or self.partial_state[node] is not None:
-                    out.append(score[node])
-                    continue
-            else:
-                word = partial[node] + vocabulary[token]
-                is_prefix = known(word)
-                if is_prefix or (is_prefix is None and starts_known(word)):
-                    out.append(base[node])
-                    continue
-            key = (state[node], word)
-            out.append(base[node] + (query(key) or lm(*key))[0])
-        return out
-
-    def extend(self, nodes: list[int], tokens: list[int]) -> list[int]:
-        """Nodes of ``prefix(node) + token``, created on first use."""
-        children, stride = self._children, self._stride
-        out = []
-        for node, token in zip(nodes, tokens):
-            key = node * stride + token
-            child = children.get(key)
-            if child is None:
-                child = children[key] = len(self.parent)
-                score, base, state, partial, partial_state = self._child_values(node, token)
-                self.parent.append(node)
-                self.token.append(token)
-                self.score.append(score)
-                self.base.append(base)
-                self.state.append(state)
-                self.partial.append(partial)
-                self.partial_state.append(partial_state)
-            out.append(child)
-        return out
-
-    def final_score(self, node: int) -> float:
-        """Fused LM score of the prefix as a finished utterance (its last word scored)."""
-        if self.partial[node] and self.partial_state[node] is None:
-            return self.base[node] + self._lm(self.state[node], self.partial[node])[0]
-        return self.score[node]
-
-    def labels(self, node: int) -> list[int]:
-        """Label sequence of the prefix ending at ``node``."""
-        out = []
-        while node > 0:
-            out.append(self.token[node])
-            node = self.parent[node]
-        return out[::-1]
 
 
 class PrefixBeamSearch:
@@ -411,7 +121,7 @@ class PrefixBeamSearch:
         prefix's CTC part, PPASR's ``approx_ctc``)."""
         vocabulary = self.config.vocabulary
         vocab_size = len(vocabulary)
-        trie = _PrefixTrie(vocabulary, self._model, self.config, self._lm_words)
+        trie = PrefixTrie(vocabulary, self._model, self.config, self._lm_words)
         beam = _Beam(nodes=np.zeros(1, dtype=np.int64), last=np.full(1, vocab_size),
                      log_pb=np.zeros(1), log_pnb=np.full(1, _NEG_INF), lm=np.zeros(1),
                      lm_base=np.zeros(1))
@@ -443,7 +153,7 @@ class PrefixBeamSearch:
         text = "".join(vocabulary[label] for label in trie.labels(int(beam.nodes[best])))
         return text, float(finals[best]), float(ctc[best])
 
-    def _select(self, trie: _PrefixTrie, beam: _Beam, ext_tokens: np.ndarray, ext: np.ndarray,
+    def _select(self, trie: PrefixTrie, beam: _Beam, ext_tokens: np.ndarray, ext: np.ndarray,
                 stay_pb: np.ndarray, stay_pnb: np.ndarray) -> _Beam:
         """Keep the ``beam_size`` best of the stay and extension candidates.
 
@@ -517,7 +227,7 @@ class _Beam:
     lm_base: np.ndarray
 
 
-def _merge_existing(trie: _PrefixTrie, nodes: np.ndarray, column: np.ndarray, ext: np.ndarray,
+def _merge_existing(trie: PrefixTrie, nodes: np.ndarray, column: np.ndarray, ext: np.ndarray,
                     stay_pnb: np.ndarray) -> None:
     """Fold extensions that recreate a prefix already in the beam into that prefix."""
     node_list = nodes.tolist()
@@ -592,7 +302,7 @@ class BeamSearchDecoder:
         return [(text, score) for text, score, _ in self._hypotheses(probs, lengths)]
 
     def _hypotheses(self, probs: np.ndarray, lengths: np.ndarray) -> list[tuple[str, float, float]]:
-        probs, lengths = _check_batch(probs, lengths)
+        probs, lengths = check_batch(probs, lengths)
         if probs.shape[2] != len(self.config.vocabulary):
             raise ValueError(f"probs have {probs.shape[2]} classes, "
                              f"vocabulary {len(self.config.vocabulary)}")

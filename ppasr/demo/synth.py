@@ -1021,7 +1021,7 @@ def generate_corpus(num_samples: int, seed: int = 0, language: str = "zh", gramm
     absolute). Identical arguments give identical files, whatever ``num_workers`` is.
     Returns the annotation path.
     """
-    from ppasr.data_prep import TEST_ANNOTATION, merge_test_lines, write_lines
+    from ppasr.data.prepare import TEST_ANNOTATION, merge_test_lines, write_lines
 
     if language not in LANGUAGES:
         raise ValueError(f"unknown language {language!r}; choose one of {LANGUAGES}")

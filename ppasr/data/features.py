@@ -13,7 +13,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from ppasr.audio import normalize_db
+from ppasr.data.audio import normalize_db
 from ppasr.errors import UserError
 
 FEATURE_METHODS = ("linear", "fbank", "mfcc")

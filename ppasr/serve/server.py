@@ -34,12 +34,12 @@ from fastapi.staticfiles import StaticFiles
 from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException
 
-from ppasr.audio import AudioError, audio_info, read_audio
-from ppasr.decoder import IncrementalGreedyDecoder
-from ppasr.evaluation import build_decoder
-from ppasr.infer import Predictor, check_vocabulary, transcribe_segments
+from ppasr.data.audio import AudioError, audio_info, read_audio
+from ppasr.data.text import to_arabic_numerals
+from ppasr.decode.greedy import IncrementalGreedyDecoder
+from ppasr.decode.text_decoder import build_decoder
 from ppasr.logger import logger, setup_logging
-from ppasr.text import to_arabic_numerals
+from ppasr.serve.infer import Predictor, check_vocabulary, transcribe_segments
 from ppasr.utils import set_paddle_threads
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
@@ -153,6 +153,11 @@ async def read_upload(request: Request, max_bytes: int) -> bytes:
     too_large = ClientError(TOO_LARGE, f"upload larger than {max_bytes // (1024 * 1024)} MB (--max_upload_mb)", 413)
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > max_bytes + MULTIPART_OVERHEAD:
+        if int(declared) <= 2 * max_bytes:
+            # read and drop a body that is only somewhat too large: a client still sending it would
+            # otherwise see a reset connection instead of the 413 (larger ones are refused at once)
+            async for _ in request.stream():
+                pass
         raise too_large
     body = bytearray()
     async for chunk in request.stream():
@@ -359,7 +364,7 @@ def serve(args) -> None:
     """The whole infer_server.py job: load the model, then serve until interrupted."""
     setup_logging()
     set_paddle_threads()
-    predictor = Predictor(args.model_dir, args.use_gpu)
+    predictor = Predictor(args.model_dir, args.use_gpu, args.backend, args.num_threads)
     check_vocabulary(predictor, args.vocab_path, args.model_dir)
     decoder = build_decoder(args, predictor.vocabulary, num_processes=1)
     limits = Limits(max_upload_bytes=int(args.max_upload_mb * 1024 * 1024), max_audio_seconds=args.max_audio_seconds,

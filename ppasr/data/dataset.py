@@ -5,11 +5,11 @@ import logging
 import numpy as np
 import paddle
 
-from ppasr.audio import AudioError, read_audio, resample
-from ppasr.features import AudioFeaturizer, FeatureNormalizer
-from ppasr.manifest import read_manifest
-from ppasr.model import conv_output_length
-from ppasr.utils import single_threaded_worker
+from ppasr.data.audio import AudioError, read_audio, resample
+from ppasr.data.features import AudioFeaturizer, FeatureNormalizer
+from ppasr.data.manifest import read_manifest
+from ppasr.model.deepspeech2 import conv_output_length
+from ppasr.utils import LoaderWorkerInit
 
 logger = logging.getLogger("ppasr")
 
@@ -64,22 +64,17 @@ class ManifestDataset(paddle.io.Dataset):
         return len(self.items)
 
     def set_epoch(self, seed: int, epoch: int) -> None:
-        """Seed augmentation for the main process; workers reseed in ``worker_init``."""
+        """Select the augmentation streams of ``epoch``; call before the epoch's loader starts."""
         self.seed, self.epoch = seed, epoch
-        if self.augmentation is not None:
-            self.augmentation.reseed(seed, epoch, 0)
-
-    def worker_init(self, worker_id: int) -> None:
-        """DataLoader hook: every worker gets its own augmentation RNG stream and one BLAS thread."""
-        single_threaded_worker()
-        if self.augmentation is not None:
-            self.augmentation.reseed(self.seed, self.epoch, worker_id + 1)
 
     def __getitem__(self, index: int):
         path, _, text, label = self.items[index]
         try:
             samples, sample_rate = read_audio(path, self.normalizer.feature_config.sample_rate)
             if self.augmentation is not None:
+                # one stream per (seed, epoch, utterance): the same augmentation whichever worker
+                # loads it, with any number of workers, and after a resume in the middle of an epoch
+                self.augmentation.reseed(self.seed, self.epoch, index)
                 samples, sample_rate = self.augmentation.transform_audio(samples, sample_rate)
                 if sample_rate != self.featurizer.config.sample_rate:
                     samples = resample(samples, sample_rate, self.featurizer.config.sample_rate)
@@ -122,6 +117,12 @@ def collate(batch):
         label_lens[i] = len(label)
     indices = np.array([idx for _, _, idx in batch], dtype=np.int64)
     return features, feature_lens, labels, label_lens, indices
+
+
+def build_loader(dataset: ManifestDataset, sampler: paddle.io.BatchSampler, num_workers: int) -> paddle.io.DataLoader:
+    """The DataLoader for ``dataset``: ``collate``d batches, workers that die with this process."""
+    return paddle.io.DataLoader(dataset, batch_sampler=sampler, collate_fn=collate, num_workers=num_workers,
+                                worker_init_fn=LoaderWorkerInit())
 
 
 def is_placeholder(indices) -> bool:

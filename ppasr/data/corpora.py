@@ -1,6 +1,6 @@
 """The public corpora of PPASR's download_data/ scripts: where they live, their layouts, annotations.
 
-Each corpus is fetched once (see ``ppasr.download``), unpacked under ``--target_dir`` and turned into
+Each corpus is fetched once (see ``ppasr.data.download``), unpacked under ``--target_dir`` and turned into
 PPASR annotation lines ``audio_path<TAB>text`` (spaces removed). Training and dev utterances go to
 ``annotation/<corpus>.txt``; an official test split goes to ``annotation/test.txt``, which
 create_data.py takes as the whole test set. Several corpora share test.txt: each rewrites only the
@@ -15,8 +15,8 @@ from typing import Callable, Iterator
 from tqdm import tqdm
 
 from ppasr.cli import download_parser, noise_download_parser
-from ppasr.data_prep import TEST_ANNOTATION, merge_test_lines, write_lines
-from ppasr.download import Stages, download, unpack, verify_md5
+from ppasr.data.download import Stages, download, unpack, verify_md5
+from ppasr.data.prepare import TEST_ANNOTATION, merge_test_lines, write_lines
 from ppasr.errors import UserError, run_main
 from ppasr.logger import logger, setup_logging
 from ppasr.utils import print_arguments

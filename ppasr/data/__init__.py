@@ -1,0 +1,1 @@
+"""Data: audio, features, text, manifests, create_data.py's work, augmentation, the dataset, corpus downloads."""

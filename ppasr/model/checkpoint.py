@@ -1,0 +1,250 @@
+"""Checkpoints: ``models/<model>/epoch_N/{model.pdparams, optimizer.pdopt, state.json}``, plus
+``best_model/`` (lowest test CER of the run so far) and ``last_model/`` (the newest save), as PPASR 2.x.
+
+Three rules keep every checkpoint a user has whole:
+
+- A folder is written beside its place and swapped in atomically, so a kill at any moment leaves the
+  old or the new folder, never half of one.
+- A run owns the checkpoints whose state.json carries its run id (a resumed run keeps its id).
+  Retention removes only its own, oldest first, never the one it has just written.
+- A run never overwrites a folder of another run: when a name it saves is taken (say a fine-tuning run
+  reaching ``epoch_48`` in a folder that holds the original run's ``epoch_48``), the other run's folder
+  is kept as ``<name>.before-<run id>``.
+"""
+from __future__ import annotations
+
+import ctypes
+import errno
+import json
+import logging
+import os
+import pickle
+import re
+import secrets
+import shutil
+import sys
+import time
+from datetime import datetime
+
+import paddle
+
+from ppasr.errors import UserError
+
+logger = logging.getLogger("ppasr")
+
+STATE_FILE = "state.json"
+MODEL_FILE = "model.pdparams"
+OPTIMIZER_FILE = "optimizer.pdopt"
+BEST_MODEL = "best_model"
+LAST_MODEL = "last_model"
+_CHECKPOINT_NAME = re.compile(r"^epoch_(\d+)(?:_batch_(\d+))?$")
+_TEMPORARY_NAME = re.compile(r"^\.(.+)\.(tmp|old)-(\d+)$")
+_RENAME_EXCHANGE = 2  # renameat2 flag (Linux 3.15+): swap two paths in one step
+_AT_FDCWD = -100
+
+
+def new_run_id() -> str:
+    """A fresh training run's id: start time plus a random suffix."""
+    return f"{datetime.now():%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
+
+
+def checkpoint_name(epoch: int, batch_in_epoch: int = 0) -> str:
+    """``epoch_N`` for a finished epoch, ``epoch_N_batch_B`` for a save inside epoch N."""
+    return f"epoch_{epoch}" if batch_in_epoch == 0 else f"epoch_{epoch}_batch_{batch_in_epoch}"
+
+
+def save_checkpoint(root: str, name: str, model: paddle.nn.Layer, optimizer: paddle.optimizer.Optimizer,
+                    state: dict) -> str:
+    """Write model, optimizer and ``state`` (with its ``run_id``) atomically to ``root/name``."""
+    tmp = _temporary(root, name)
+    paddle.save(model.state_dict(), os.path.join(tmp, MODEL_FILE))
+    paddle.save(optimizer.state_dict(), os.path.join(tmp, OPTIMIZER_FILE))
+    with open(os.path.join(tmp, STATE_FILE), "w", encoding="utf-8") as f:
+        json.dump(dict(state, saved_at=time.strftime("%Y-%m-%d %H:%M:%S")), f, ensure_ascii=False, indent=2)
+    return _install(root, name, tmp, state["run_id"])
+
+
+def publish(root: str, source: str, alias: str) -> str:
+    """Make ``root/alias`` (best_model, last_model) an atomic copy of the checkpoint ``source``."""
+    tmp = _temporary(root, alias)
+    for file in os.listdir(source):
+        shutil.copy2(os.path.join(source, file), os.path.join(tmp, file))
+    return _install(root, alias, tmp, read_state(source)["run_id"])
+
+
+def prune_checkpoints(root: str, run_id: str, keep: int, newest: str) -> list[str]:
+    """Remove this run's checkpoints beyond the newest ``keep`` (0 keeps all); return what went.
+
+    Only folders whose state.json names ``run_id`` are candidates, and ``newest`` (the one just
+    written) never is: other runs' checkpoints, PPASR-made folders and the aliases stay untouched.
+    """
+    if keep <= 0:
+        return []
+    own = [path for path in list_checkpoints(root) if path != newest and _owner(path) == run_id]
+    removed = own[:max(0, len(own) - (keep - 1))]
+    for path in removed:
+        shutil.rmtree(path)
+    return removed
+
+
+def list_checkpoints(root: str) -> list[str]:
+    """Complete ``epoch_N[_batch_B]`` folders under ``root``, oldest first (by epoch, then batch)."""
+    if not os.path.isdir(root):
+        return []
+    found = []
+    for name in os.listdir(root):
+        match = _CHECKPOINT_NAME.match(name)
+        path = os.path.join(root, name)
+        if match and os.path.exists(os.path.join(path, MODEL_FILE)):
+            epoch, batch = int(match.group(1)), int(match.group(2) or 0)
+            # a mid-epoch save of epoch N comes before the end of epoch N
+            found.append(((epoch, batch == 0, batch), path))
+    return [path for _, path in sorted(found)]
+
+
+def remove_stale_temporaries(root: str) -> None:
+    """Clean up after runs killed while saving (their process no longer exists).
+
+    Half-written ``.<name>.tmp-<pid>`` folders go; an ``.<name>.old-<pid>`` folder (the previous
+    version during a non-atomic swap) goes back to ``<name>`` if the kill came before the new one was in.
+    """
+    if not os.path.isdir(root):
+        return
+    for entry in os.listdir(root):
+        match = _TEMPORARY_NAME.match(entry)
+        if not match or _process_alive(int(match.group(3))):
+            continue
+        path, target = os.path.join(root, entry), os.path.join(root, match.group(1))
+        if match.group(2) == "old" and not os.path.exists(target):
+            os.rename(path, target)
+        else:
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def read_state(path: str) -> dict:
+    """The checkpoint's state.json; a PPASR-made folder without one gets its epoch from the name."""
+    state_path = os.path.join(path, STATE_FILE)
+    if os.path.exists(state_path):
+        try:
+            with open(state_path, "r", encoding="utf-8") as f:
+                state = json.load(f)
+        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise UserError(f"{state_path} is damaged ({e}); pick another checkpoint folder") from None
+        if not isinstance(state, dict):
+            raise UserError(f"{state_path} is not a JSON object; pick another checkpoint folder")
+        return state
+    match = _CHECKPOINT_NAME.match(os.path.basename(os.path.normpath(path)))
+    return {"epoch": int(match.group(1)) if match else 0, "batch_in_epoch": 0, "step": 0}
+
+
+def check_model_dir(path: str) -> None:
+    """Fail fast when ``path`` holds no model weights."""
+    if not os.path.isdir(path) or not os.path.exists(os.path.join(path, MODEL_FILE)):
+        raise UserError(f"no model found at {path} (expected {os.path.join(path, MODEL_FILE)}); train one "
+                        f"with `python3 train.py` or pass the right folder")
+
+
+def _read_state_dict(file: str) -> dict:
+    """``paddle.load`` of a checkpoint file; a truncated or foreign file is a ``UserError`` naming it."""
+    try:
+        data = paddle.load(file)
+    except (ValueError, EOFError, OSError, pickle.UnpicklingError) as e:
+        raise UserError(f"cannot read {file}: truncated or not written by paddle.save ({e}); pick another "
+                        f"checkpoint folder or train again with `python3 train.py`") from None
+    if not isinstance(data, dict):
+        raise UserError(f"{file} holds a {type(data).__name__}, not a state dict; pick another checkpoint folder")
+    return data
+
+
+def load_weights(path: str, model: paddle.nn.Layer) -> None:
+    """Load all weights strictly (shapes must match)."""
+    check_model_dir(path)
+    weights = _read_state_dict(os.path.join(path, MODEL_FILE))
+    own = model.state_dict()
+    missing = [k for k in own if k not in weights]
+    wrong = [f"{k}: {list(weights[k].shape)} vs {list(v.shape)}" for k, v in own.items()
+             if k in weights and list(weights[k].shape) != list(v.shape)]
+    if missing or wrong:
+        raise UserError(f"{path} does not fit this model (vocabulary size or model flags differ): "
+                        + "; ".join(wrong[:3] + [f"missing {k}" for k in missing[:3]]))
+    model.set_state_dict(weights)
+
+
+def load_optimizer(path: str, optimizer: paddle.optimizer.Optimizer) -> None:
+    """Restore the optimizer (Adam moments, learning-rate schedule) of a checkpoint training resumes from."""
+    file = os.path.join(path, OPTIMIZER_FILE)
+    if not os.path.isfile(file):
+        raise UserError(f"{path} has no {OPTIMIZER_FILE}, so training cannot resume from it; to start a new run "
+                        f"from its weights pass --pretrained_model={path} instead of --resume_model")
+    optimizer.set_state_dict(_read_state_dict(file))
+
+
+def load_pretrained(path: str, model: paddle.nn.Layer) -> list[str]:
+    """Load the tensors whose names and shapes match; return the names that were skipped."""
+    check_model_dir(path)
+    weights = _read_state_dict(os.path.join(path, MODEL_FILE))
+    own = model.state_dict()
+    usable = {k: v for k, v in weights.items() if k in own and list(v.shape) == list(own[k].shape)}
+    skipped = sorted(set(own) - set(usable)) + sorted(k for k in weights if k not in own)
+    model.set_state_dict(usable)
+    return skipped
+
+
+def _temporary(root: str, name: str) -> str:
+    """An empty hidden folder beside ``root/name`` to write into before swapping it in."""
+    tmp = os.path.join(root, f".{name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    os.makedirs(tmp)
+    return tmp
+
+
+def _install(root: str, name: str, tmp: str, run_id: str) -> str:
+    """Put the finished folder ``tmp`` at ``root/name`` without ever losing another run's folder."""
+    target = os.path.join(root, name)
+    if os.path.exists(target) and _owner(target) != run_id:
+        kept = f"{target}.before-{run_id}"
+        os.rename(target, kept)
+        logger.info("%s belongs to another training run: kept it as %s", target, kept)
+    if not os.path.exists(target):
+        os.replace(tmp, target)
+    elif _exchange(tmp, target):
+        shutil.rmtree(tmp)  # now holds the replaced folder
+    else:  # no atomic swap here: two renames, the old folder kept until the new one is in place
+        old = os.path.join(root, f".{name}.old-{os.getpid()}")
+        os.replace(target, old)
+        os.replace(tmp, target)
+        shutil.rmtree(old)
+    return target
+
+
+def _exchange(a: str, b: str) -> bool:
+    """Swap two folders in one atomic step (Linux renameat2); False where that is not available."""
+    if not sys.platform.startswith("linux"):
+        return False
+    renameat2 = getattr(ctypes.CDLL(None, use_errno=True), "renameat2", None)
+    if renameat2 is None:
+        return False
+    if renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP):  # old kernel or a file system without it
+        return False
+    raise OSError(code, os.strerror(code), b)
+
+
+def _owner(path: str) -> str | None:
+    """The run id in ``path``'s state.json; None for a PPASR-made folder or a damaged state.json."""
+    try:
+        return read_state(path).get("run_id")
+    except UserError:
+        return None
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

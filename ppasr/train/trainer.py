@@ -1,0 +1,338 @@
+"""Training in named phases that read top to bottom (WeNet's init_* steps, then an epoch loop):
+
+    init_distributed → build_data → build_run (model, optimizer) → restore → open_logs →
+    per epoch: train_one_epoch (train_step, save_interval checkpoints) → validate → report_test → save
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+import numpy as np
+import paddle
+import paddle.distributed as dist
+
+from ppasr.data.augment import build_augmentation_pipeline
+from ppasr.data.dataset import ManifestDataset, SortaGradBatchSampler, build_loader, is_placeholder
+from ppasr.data.features import FeatureConfig, FeatureNormalizer
+from ppasr.decode.greedy import greedy_decode
+from ppasr.errors import UserError
+from ppasr.logger import setup_logging
+from ppasr.model.checkpoint import (BEST_MODEL, LAST_MODEL, check_model_dir, checkpoint_name, load_optimizer,
+                              load_pretrained, load_weights, new_run_id, prune_checkpoints, publish, read_state,
+                              remove_stale_temporaries, save_checkpoint)
+from ppasr.model.config import ModelConfig, resolve_model_config
+from ppasr.train.evaluation import EvalResult, ctc_loss_per_utterance, evaluate
+from ppasr.train.vdl import new_run_dir, open_writer
+from ppasr.utils import loader_workers, read_vocabulary, require_file, select_device, set_paddle_threads
+
+logger = logging.getLogger("ppasr")
+
+L2_DECAY = 1e-6  # Adam weight decay (PPASR's)
+CLIP_GLOBAL_NORM = 400.0  # gradient clipping by global norm (PPASR's)
+AMP_INIT_LOSS_SCALING = 1024.0  # first loss scale of mixed-precision training (GPU only)
+ETA_WINDOW = 100  # recent steps averaged for the ETA
+# what a resumed run takes over from its checkpoint's state.json
+RESUMED_STATE = ("run_id", "epoch", "batch_in_epoch", "step", "best_cer", "run_log_dir")
+
+
+@dataclass
+class Data:
+    """What build_data prepares: the vocabulary, features, both sets with their samplers and loaders."""
+
+    vocabulary: list[str]
+    feature_config: FeatureConfig
+    train_set: ManifestDataset
+    test_set: ManifestDataset
+    sampler: SortaGradBatchSampler
+    train_loader: paddle.io.DataLoader
+    test_loader: paddle.io.DataLoader
+    workers: int
+
+
+@dataclass
+class Run:
+    """What the phases of one training run share."""
+
+    args: argparse.Namespace
+    world_size: int
+    rank: int
+    data: Data
+    config: ModelConfig
+    model: paddle.nn.Layer
+    train_model: paddle.nn.Layer  # the model, wrapped in DataParallel when there are several processes
+    optimizer: paddle.optimizer.Optimizer
+    scheduler: paddle.optimizer.lr.LRScheduler
+    scaler: paddle.amp.GradScaler | None  # mixed precision (GPU) only
+    state: dict  # what each checkpoint's state.json records
+    save_root: str
+    writer: Any = None  # VisualDL, rank 0 only
+    ctc: paddle.nn.CTCLoss = field(default_factory=lambda: paddle.nn.CTCLoss(blank=0, reduction="none"))
+    bad_steps: int = 0  # skipped batches in a row
+    skipped_steps: int = 0
+    step_times: list[float] = field(default_factory=list)
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def train(args: argparse.Namespace) -> None:
+    """Train DeepSpeech2 with CTC as ``python3 train.py`` does."""
+    setup_logging()
+    world_size, rank, device, threads = init_distributed()
+    data = build_data(args, world_size, rank)
+    run = build_run(args, data, world_size, rank, device)
+    restore(run)
+    open_logs(run, device, threads)
+    try:
+        for epoch in range(first_epoch(run.state), args.num_epoch + 1):
+            epoch_start = time.time()
+            train_one_epoch(run, epoch)
+            run.scheduler.step()
+            result = validate(run)
+            report_test(run, epoch, result, time.time() - epoch_start)
+            save(run, epoch, 0, result)
+    finally:
+        if run.writer is not None:
+            run.writer.close()
+    finish(run)
+
+
+# ---- setup ---------------------------------------------------------------------------------------
+
+def init_distributed() -> tuple[int, int, str, int]:
+    """(world size, rank, device, CPU threads) of this process."""
+    world_size, rank = dist.get_world_size(), dist.get_rank()
+    if world_size > 1:
+        dist.init_parallel_env()
+    return world_size, rank, select_device(), set_paddle_threads(world_size)
+
+
+def build_data(args: argparse.Namespace, world_size: int, rank: int) -> Data:
+    """Vocabulary, features, training and test sets, their samplers (sharded over ranks) and loaders."""
+    for path in (args.train_manifest, args.test_manifest, args.dataset_vocab, args.mean_std_path):
+        require_file(path, "python3 create_data.py")
+    vocabulary = read_vocabulary(args.dataset_vocab)
+    normalizer = FeatureNormalizer(args.mean_std_path)
+    normalizer.check_method(args.feature_method, args.mean_std_path)
+    augmentation = build_augmentation_pipeline(args.augment_conf_path, seed=args.seed)
+    train_set = ManifestDataset(args.train_manifest, vocabulary, normalizer, augmentation,
+                                args.min_duration, args.max_duration, train=True)
+    test_set = ManifestDataset(args.test_manifest, vocabulary, normalizer, None, train=False)
+    for reason, count in train_set.dropped.items():
+        print(f"train set: dropped {count} utterances: {reason}")
+    if len(train_set) == 0:
+        raise UserError(f"no usable training utterances in {args.train_manifest} (reasons above)")
+    sampler = SortaGradBatchSampler(train_set, args.batch_size, shuffle=True, seed=args.seed,
+                                    num_replicas=world_size, rank=rank)
+    test_sampler = SortaGradBatchSampler(test_set, args.batch_size, shuffle=False, num_replicas=world_size,
+                                         rank=rank, even_shards=False)
+    workers = loader_workers(args.num_workers, world_size)
+    return Data(vocabulary, normalizer.feature_config, train_set, test_set, sampler,
+                build_loader(train_set, sampler, workers), build_loader(test_set, test_sampler, workers), workers)
+
+
+def build_run(args: argparse.Namespace, data: Data, world_size: int, rank: int, device: str) -> Run:
+    """Model (sized by the flags, or by the checkpoint it continues), Adam with PPASR's settings, state."""
+    source = args.resume_model or args.pretrained_model
+    if source:
+        check_model_dir(source)
+    config = resolve_model_config(args, data.vocabulary, data.feature_config, source, strict=bool(args.resume_model))
+    paddle.seed(args.seed)
+    model = config.build()
+    # learning_rate × lr_gamma^epoch, as paddle's ExponentialDecay, which refuses gamma = 1 (no decay)
+    scheduler = paddle.optimizer.lr.LambdaDecay(learning_rate=args.learning_rate,
+                                                lr_lambda=lambda epoch: args.lr_gamma ** epoch)
+    optimizer = paddle.optimizer.Adam(learning_rate=scheduler, parameters=model.parameters(),
+                                      weight_decay=paddle.regularizer.L2Decay(L2_DECAY),
+                                      grad_clip=paddle.nn.ClipGradByGlobalNorm(CLIP_GLOBAL_NORM))
+    use_amp = args.use_amp and device.startswith("gpu")
+    state = {"run_id": new_run_id(), "epoch": 0, "batch_in_epoch": 0, "step": 0, "seed": args.seed,
+             "best_cer": None, "run_log_dir": None, "model_config": config.to_dict()}
+    return Run(args, world_size, rank, data, config, model,
+               paddle.DataParallel(model) if world_size > 1 else model, optimizer, scheduler,
+               paddle.amp.GradScaler(init_loss_scaling=AMP_INIT_LOSS_SCALING) if use_amp else None,
+               state, os.path.join(args.save_model_path, args.use_model))
+
+
+def restore(run: Run) -> None:
+    """Load ``--pretrained_model`` (matching tensors) and/or ``--resume_model`` (everything, exactly)."""
+    args = run.args
+    if args.pretrained_model:
+        skipped = load_pretrained(args.pretrained_model, run.model)
+        logger.info("loaded pretrained model %s; skipped tensors: %s", args.pretrained_model, skipped or "none")
+    if args.resume_model:
+        resumed = read_state(args.resume_model)
+        load_weights(args.resume_model, run.model)
+        load_optimizer(args.resume_model, run.optimizer)
+        run.state.update({key: resumed[key] for key in RESUMED_STATE if key in resumed})
+        logger.info("resumed from %s: epoch %d, batch %d, step %d, learning rate %.8f", args.resume_model,
+                    run.state["epoch"], run.state["batch_in_epoch"], run.state["step"], run.scheduler.get_lr())
+
+
+def open_logs(run: Run, device: str, threads: int) -> None:
+    """Rank 0: VisualDL writer (a resumed run continues its folder), one summary line."""
+    if not run.is_main:
+        return
+    remove_stale_temporaries(run.save_root)
+    run.state["run_log_dir"] = run.state["run_log_dir"] or new_run_dir(run.args.log_dir)
+    run.writer = open_writer(run.state["run_log_dir"])
+    data = run.data
+    logger.info("device: %s, processes: %d, loader workers: %d, threads: %d, train utterances: %d, "
+                "test utterances: %d, model: %s, run: %s, VisualDL: %s", device, run.world_size, data.workers,
+                threads, len(data.train_set), len(data.test_set), run.config.describe(), run.state["run_id"],
+                run.state["run_log_dir"])
+
+
+def first_epoch(state: dict) -> int:
+    """The epoch to run first: the next one, or the same one when the checkpoint was mid-epoch."""
+    return state["epoch"] + 1 if state["batch_in_epoch"] == 0 else state["epoch"]
+
+
+# ---- one epoch -----------------------------------------------------------------------------------
+
+def train_one_epoch(run: Run, epoch: int) -> None:
+    """All batches of ``epoch`` (the rest of it when resuming mid-epoch), with save_interval checkpoints."""
+    args, data = run.args, run.data
+    skip = run.state["batch_in_epoch"] if epoch == run.state["epoch"] else 0
+    data.sampler.set_epoch(epoch, skip)
+    data.train_set.set_epoch(args.seed, epoch)
+    batches = skip + len(data.sampler)
+    run.train_model.train()
+    tic = time.time()
+    for batch_id, batch in enumerate(data.train_loader, start=skip):
+        loss = train_step(run, batch, epoch, batch_id)
+        run.step_times.append(time.time() - tic)
+        tic = time.time()
+        if run.is_main and loss is not None and (batch_id % args.log_interval == 0 or batch_id == batches - 1):
+            log_train(run, epoch, batch_id, batches, loss)
+        if args.save_interval > 0 and (batch_id + 1) % args.save_interval == 0 and batch_id + 1 < batches:
+            save(run, epoch, batch_id + 1)
+
+
+def train_step(run: Run, batch, epoch: int, batch_id: int) -> float | None:
+    """Forward, CTC loss, backward, Adam step; the loss, or None when the batch was skipped.
+
+    A batch is skipped on every rank when any rank's loss is NaN/inf or none of its audio loaded
+    (all ranks must agree, or DataParallel's all-reduce would hang); too many in a row stop the run.
+    """
+    loss = batch_loss(run.train_model, batch, run.ctc, run.scaler is not None)
+    value = float(loss.item()) if loss is not None else float("nan")
+    if all_reduce_sum([0.0 if np.isfinite(value) else 1.0], run.world_size)[0] == 0:
+        update(loss, run.optimizer, run.scaler)
+        run.state["step"] += 1
+        run.bad_steps = 0
+        return value
+    run.optimizer.clear_grad()
+    run.skipped_steps += 1
+    run.bad_steps += 1
+    logger.warning("warning: skipped batch %d of epoch %d: %s (skipped %d so far)", batch_id, epoch,
+                   "loss is NaN/inf" if loss is not None else "no utterance could be loaded", run.skipped_steps)
+    if run.bad_steps >= run.args.max_bad_steps:
+        raise UserError(f"{run.bad_steps} bad batches in a row (NaN/inf loss); lower --learning_rate or "
+                        f"check the data")
+    return None
+
+
+def batch_loss(model: paddle.nn.Layer, batch, ctc: paddle.nn.CTCLoss, use_amp: bool = False):
+    """Mean CTC loss of a collated batch, or None when none of its utterances could be loaded."""
+    features, feature_lens, labels, label_lens, indices = batch
+    if is_placeholder(indices.numpy()):
+        return None
+    with paddle.amp.auto_cast(enable=use_amp):
+        logits, out_len, _ = model(features, feature_lens)
+    return ctc_loss_per_utterance(ctc, logits.astype("float32"), out_len, labels, label_lens).mean()
+
+
+def update(loss: paddle.Tensor, optimizer: paddle.optimizer.Optimizer, scaler=None) -> None:
+    """Backward pass and optimiser step (through the AMP loss scaler when there is one)."""
+    if scaler is not None:
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+    else:
+        loss.backward()
+        optimizer.step()
+    optimizer.clear_grad()
+
+
+def log_train(run: Run, epoch: int, batch_id: int, batches: int, loss: float) -> None:
+    """PPASR's ``Train epoch`` line and the VisualDL training scalars."""
+    args = run.args
+    remaining = (batches - batch_id - 1) + (args.num_epoch - epoch) * batches
+    eta = timedelta(seconds=int(np.mean(run.step_times[-ETA_WINDOW:]) * remaining))
+    lr = run.scheduler.get_lr()
+    logger.info("Train epoch: [%d/%d], batch: [%d/%d], loss: %.5f, learning rate: %.8f, eta: %s",
+                epoch, args.num_epoch, batch_id, batches, loss, lr, eta)
+    run.writer.add_scalar("Train loss", loss, run.state["step"])
+    run.writer.add_scalar("Learning rate", lr, run.state["step"])
+
+
+# ---- validate and save ---------------------------------------------------------------------------
+
+def validate(run: Run) -> EvalResult:
+    """Test loss and CER with greedy decoding, each rank on its shard, summed over ranks."""
+    vocabulary = run.data.vocabulary
+    result = evaluate(run.model, run.data.test_loader, run.data.test_set,
+                      lambda probs, lengths: greedy_decode(probs, lengths, vocabulary), run.ctc, progress=run.is_main)
+    loss_sum, utterances, errors, chars, cer_sum = all_reduce_sum(
+        [result.loss_sum, result.utterances, result.errors, result.chars, result.per_utterance_cer_sum],
+        run.world_size)
+    return EvalResult(loss_sum, int(utterances), int(errors), int(chars), cer_sum)
+
+
+def report_test(run: Run, epoch: int, result: EvalResult, seconds: float) -> None:
+    """PPASR's ``Test epoch`` line exactly (``cer`` is the corpus CER), then PPASR's own figure."""
+    if not run.is_main:
+        return
+    print("=" * 70)
+    logger.info("Test epoch: %d, time/epoch: %s, loss: %.5f, cer: %.5f", epoch, timedelta(seconds=seconds),
+                result.loss, result.cer)
+    logger.info("mean per-utterance cer: %.5f", result.mean_utterance_cer)
+    print("=" * 70, flush=True)
+    run.writer.add_scalar("Test cer", result.cer, epoch)
+    run.writer.add_scalar("Test loss", result.loss, epoch)
+
+
+def save(run: Run, epoch: int, batch_in_epoch: int, result: EvalResult | None = None) -> None:
+    """Checkpoint ``epoch_N[_batch_B]`` (rank 0), then ``last_model``, ``best_model`` when its test CER
+    is the lowest of the run so far, and retention of this run's own checkpoints."""
+    state = run.state
+    state.update(epoch=epoch, batch_in_epoch=batch_in_epoch, learning_rate=run.scheduler.get_lr())
+    is_best = result is not None and (state["best_cer"] is None or result.cer <= state["best_cer"])
+    if is_best:
+        state["best_cer"] = result.cer
+    if not run.is_main:
+        return
+    tested = {"test_cer": result.cer, "test_loss": result.loss} if result is not None else {}
+    path = save_checkpoint(run.save_root, checkpoint_name(epoch, batch_in_epoch), run.model, run.optimizer,
+                           dict(state, **tested))
+    publish(run.save_root, path, LAST_MODEL)
+    if is_best:
+        publish(run.save_root, path, BEST_MODEL)
+    prune_checkpoints(run.save_root, state["run_id"], run.args.keep_checkpoints, path)
+    logger.info("saved checkpoint %s%s", path, f" (new {BEST_MODEL})" if is_best else "")
+
+
+def finish(run: Run) -> None:
+    """A checksum of the final weights (replicas must agree) and the count of skipped batches."""
+    digest = hashlib.sha1(b"".join(p.numpy().tobytes() for p in run.model.parameters())).hexdigest()[:16]
+    logger.info("rank %d: final parameter checksum %s", run.rank, digest)
+    if run.skipped_steps and run.is_main:
+        logger.info("training finished with %d skipped batches", run.skipped_steps)
+
+
+def all_reduce_sum(values: list[float], world_size: int) -> list[float]:
+    """Element-wise sum over ranks (as float64)."""
+    if world_size == 1:
+        return values
+    tensor = paddle.to_tensor(np.array(values, dtype=np.float64))
+    dist.all_reduce(tensor)
+    return tensor.numpy().tolist()
