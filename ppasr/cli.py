@@ -247,6 +247,8 @@ def train_parser() -> FlagParser:
     _add(p, "learning_rate", real(0.0, low_open=True), 1e-3, "初始学习率的大小.")
     _add(p, "lr_gamma", real(0.0, 1.0, low_open=True), 0.83,
          "每轮学习率衰减系数 (learning rate × lr_gamma^epoch, stepped per epoch; 1 = no decay).")
+    _add(p, "warmup_steps", integer(0), 0, "学习率预热步数: the rate rises linearly to learning_rate over this many "
+         "batches (0 = no warm-up, as PPASR).")
     _add(p, "min_duration", real(0.0), 0, "过滤最短的音频长度.")
     _add(p, "max_duration", real(0.0, low_open=True, sentinel=-1), 20, "过滤最长的音频长度，当为-1的时候不限制长度.")
     p.checks.append(_less("min_duration", "max_duration", unbounded=-1))

@@ -29,6 +29,7 @@ from ppasr.model.checkpoint import (BEST_MODEL, LAST_MODEL, check_model_dir, che
                               remove_stale_temporaries, save_checkpoint)
 from ppasr.model.config import ModelConfig, resolve_model_config
 from ppasr.train.evaluation import EvalResult, ctc_loss_per_utterance, evaluate
+from ppasr.train.schedule import WarmupEpochDecay
 from ppasr.train.vdl import new_run_dir, open_writer
 from ppasr.utils import loader_workers, read_vocabulary, require_file, select_device, set_paddle_threads
 
@@ -68,7 +69,7 @@ class Run:
     model: paddle.nn.Layer
     train_model: paddle.nn.Layer  # the model, wrapped in DataParallel when there are several processes
     optimizer: paddle.optimizer.Optimizer
-    scheduler: paddle.optimizer.lr.LRScheduler
+    scheduler: WarmupEpochDecay
     scaler: paddle.amp.GradScaler | None  # mixed precision (GPU) only
     state: dict  # what each checkpoint's state.json records
     save_root: str
@@ -147,9 +148,7 @@ def build_run(args: argparse.Namespace, data: Data, world_size: int, rank: int, 
     config = resolve_model_config(args, data.vocabulary, data.feature_config, source, strict=bool(args.resume_model))
     paddle.seed(args.seed)
     model = config.build()
-    # learning_rate × lr_gamma^epoch, as paddle's ExponentialDecay, which refuses gamma = 1 (no decay)
-    scheduler = paddle.optimizer.lr.LambdaDecay(learning_rate=args.learning_rate,
-                                                lr_lambda=lambda epoch: args.lr_gamma ** epoch)
+    scheduler = WarmupEpochDecay(args.learning_rate, args.lr_gamma, args.warmup_steps)
     optimizer = paddle.optimizer.Adam(learning_rate=scheduler, parameters=model.parameters(),
                                       weight_decay=paddle.regularizer.L2Decay(L2_DECAY),
                                       grad_clip=paddle.nn.ClipGradByGlobalNorm(CLIP_GLOBAL_NORM))
@@ -223,6 +222,7 @@ def train_step(run: Run, batch, epoch: int, batch_id: int) -> float | None:
     A batch is skipped on every rank when any rank's loss is NaN/inf or none of its audio loaded
     (all ranks must agree, or DataParallel's all-reduce would hang); too many in a row stop the run.
     """
+    run.scheduler.set_step(run.state["step"])
     loss = batch_loss(run.train_model, batch, run.ctc, run.scaler is not None)
     value = float(loss.item()) if loss is not None else float("nan")
     if all_reduce_sum([0.0 if np.isfinite(value) else 1.0], run.world_size)[0] == 0:
