@@ -42,7 +42,8 @@ PY
 
 echo "== 3/5 train.py =="
 python3 "$REPO/train.py" --num_epoch="$EPOCHS" --batch_size=8 --learning_rate=2e-3 --lr_gamma=0.9 \
-    --cnn_size=16 --num_rnn_layers=2 --rnn_size=256 --num_workers=1 --augment_conf_path=None --log_interval=50
+    --cnn_size=16 --num_rnn_layers=2 --rnn_size=256 --num_workers=1 --log_interval=50 \
+    --augment_conf_path="$REPO/conf/augmentation_demo.json"
 
 echo "== 4/5 tools/build_lm.py (character 4-gram from the training transcripts only) =="
 python3 "$REPO/tools/build_lm.py" --manifest dataset/manifest.train --output lm/demo.arpa
