@@ -195,7 +195,9 @@ def test_scalar_page_renders_a_chart(server, tmp_path):
     (tmp_path / "log").mkdir()
     with visualdl_server("log", cwd=tmp_path) as empty:  # same UI, no records: the "no data" page
         blank = screenshot(f"{empty}/app/scalar", tmp_path / "empty.png")
-    shot = screenshot(f"{server}/app/scalar", tmp_path / "scalar.png")
     assert plotted_charts(blank) == [], "the chart detector fires on a page without charts"
-    charts = plotted_charts(shot)
+    for attempt in range(3):  # on a loaded machine the page may still be drawing when the budget ends
+        charts = plotted_charts(screenshot(f"{server}/app/scalar", tmp_path / f"scalar_{attempt}.png"))
+        if charts:
+            break
     assert len(charts) == 1 and charts[0] >= 50, f"expected one expanded chart with a plotted curve: {charts}"
