@@ -28,17 +28,17 @@ def test_training_lowers_the_loss_and_transcribes(learned_run):
     results = epoch_results(learned_run.stdout)
     assert sorted(results) == list(range(1, LEARN_EPOCHS + 1)), learned_run.stdout[-3000:]
     (first_loss, first_cer), (last_loss, last_cer) = results[1], results[LEARN_EPOCHS]
-    assert first_cer >= 0.95  # measured 1.0: the first epoch only outputs blanks
-    assert last_loss < 0.4 * first_loss, (first_loss, last_loss)  # measured 50 -> 7.6
-    assert last_cer < 0.7, last_cer  # measured 0.34
+    assert first_cer >= 0.95  # measured 0.98: the first epoch outputs (almost) only blanks
+    assert last_loss < 0.4 * first_loss, (first_loss, last_loss)  # measured 57 -> 5.7
+    assert last_cer < 0.7, last_cer  # measured 0.31
     _, rows = eval_rows(learned_run.root, *LEARN_MODEL, f"--resume_model={learned_run.checkpoint}",
                         f"--test_manifest={LEARN_MANIFEST}")
-    assert len(rows) == 16 and sum(1 for row in rows if row["hypothesis"]) >= 12, rows  # measured 15
+    assert len(rows) == 16 and sum(1 for row in rows if row["hypothesis"]) >= 12, rows  # measured 16
 
 
 def test_reported_cer_is_the_corpus_cer(learned_run):
     """train.py's last Test cer and eval.py's cer are Σ edits / Σ characters, not PPASR's mean of
-    per-utterance CERs (on this model the two differ: 0.343 vs 0.354)."""
+    per-utterance CERs (on this model the two differ: 0.310 vs 0.287)."""
     printed, rows = eval_rows(learned_run.root, *LEARN_MODEL, f"--resume_model={learned_run.checkpoint}",
                               f"--test_manifest={LEARN_MANIFEST}", "--batch_size=4")
     corpus = sum(r["distance"] for r in rows) / sum(len(r["reference"]) for r in rows)
