@@ -6,7 +6,7 @@
 set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 WORK="${PPASR_DEMO_DIR:-$REPO/demo_run}"
-NUM_SAMPLES="${PPASR_DEMO_SAMPLES:-5000}"
+NUM_SAMPLES="${PPASR_DEMO_SAMPLES:-8000}"
 EPOCHS="${PPASR_DEMO_EPOCHS:-4}"
 SECONDS=0
 
