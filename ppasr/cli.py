@@ -355,7 +355,9 @@ def noise_download_parser(corpus: Corpus) -> FlagParser:
 
 
 def generate_audio_parser() -> FlagParser:
-    from ppasr.demo.synth import BACKENDS, GRAMMARS, LANGUAGES, SPLITS
+    from ppasr.demo.espeak import BACKENDS
+    from ppasr.demo.grammar import GRAMMARS, LANGUAGES
+    from ppasr.demo.synth import SPLITS
 
     p = FlagParser(description="Generate a synthetic speech corpus (eSpeak NG) with a PPASR annotation file.")
     _add(p, "num_samples", integer(1), 3000, "utterances to generate.")

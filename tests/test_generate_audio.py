@@ -10,9 +10,10 @@ import pytest
 import soundfile
 
 from conftest import run_cli
+from ppasr.demo.espeak import create_engine, open_engine, to_pinyin
+from ppasr.demo.grammar import get_grammar, zh_number
 from ppasr.demo.synth import (HELD_OUT_VARIANTS, NOISE_KINDS, NOISE_RMS, SPLITS, TRAIN_VARIANTS, UNVOICED_VARIANTS,
-                              create_engine, generate_corpus, generate_noise, get_grammar, is_test_sentence, open_engine,
-                              plan_utterances, sample_sentences, to_pinyin, zh_number)
+                              generate_corpus, generate_noise, is_test_sentence, plan_utterances, sample_sentences)
 
 NUM = 10
 
