@@ -23,7 +23,6 @@ import os
 import subprocess
 import sys
 import time
-import urllib.error
 from dataclasses import dataclass
 from pathlib import Path
 
