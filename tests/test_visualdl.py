@@ -198,6 +198,6 @@ def test_scalar_page_renders_a_chart(server, tmp_path):
     assert plotted_charts(blank) == [], "the chart detector fires on a page without charts"
     for attempt in range(3):  # on a loaded machine the page may still be drawing when the budget ends
         charts = plotted_charts(screenshot(f"{server}/app/scalar", tmp_path / f"scalar_{attempt}.png"))
-        if charts:
+        if charts and max(charts) >= 50:  # an expanded chart with its curve drawn
             break
     assert len(charts) == 1 and charts[0] >= 50, f"expected one expanded chart with a plotted curve: {charts}"
