@@ -60,16 +60,26 @@ def exit_with_parent(parent_pid: int) -> None:
         os._exit(1)
 
 
+def pool_worker_init(parent_pid: int, *_args) -> None:
+    """Initializer of a multiprocessing pool's workers: they die with ``parent_pid`` (a kill -9 of the
+    script leaves none behind) and run one BLAS thread each."""
+    exit_with_parent(parent_pid)
+    single_threaded_worker()
+
+
 class LoaderWorkerInit:
-    """``worker_init_fn`` of every DataLoader: the worker dies with the process that started it and
-    runs one BLAS thread. Made in the parent, so it knows the parent's pid before the fork."""
+    """``worker_init_fn`` of every DataLoader: the worker dies with the process that started it, runs
+    one BLAS thread, and leaves SIGINT/SIGTERM to the trainer, which still needs its batches to finish
+    the current step before it saves and stops (a terminal's Ctrl-C and Slurm's SIGTERM reach the
+    workers too). Made in the parent, so it knows the parent's pid before the fork."""
 
     def __init__(self) -> None:
         self.parent_pid = os.getpid()
 
     def __call__(self, worker_id: int) -> None:
-        exit_with_parent(self.parent_pid)
-        single_threaded_worker()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, signal.SIG_IGN)
+        pool_worker_init(self.parent_pid)
 
 
 def str2bool(value: str) -> bool:
