@@ -86,8 +86,11 @@ def publish(root: str, source: str, alias: str) -> str:
 
 def check_writable(folder: str, flag: str) -> None:
     """Fail before the first step, not after an epoch, when ``folder`` cannot take files."""
-    if os.path.exists(folder) and not os.path.isdir(folder):
-        raise UserError(f"{flag} {folder} is a file, not a folder; pass a folder")
+    path = os.path.abspath(folder)
+    while not os.path.exists(path) and os.path.dirname(path) != path:
+        path = os.path.dirname(path)
+    if not os.path.isdir(path):
+        raise UserError(f"{flag}: {path} is a file, not a folder; pass a folder")
     try:
         os.makedirs(folder, exist_ok=True)
         with tempfile.TemporaryFile(dir=folder):
