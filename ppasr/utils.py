@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import argparse
+import atexit
 import ctypes
+import multiprocessing
 import os
 import signal
 import sys
@@ -68,18 +70,28 @@ def pool_worker_init(parent_pid: int, *_args) -> None:
 
 
 class LoaderWorkerInit:
-    """``worker_init_fn`` of every DataLoader: the worker dies with the process that started it, runs
-    one BLAS thread, and leaves SIGINT/SIGTERM to the trainer, which still needs its batches to finish
-    the current step before it saves and stops (a terminal's Ctrl-C and Slurm's SIGTERM reach the
-    workers too). Made in the parent, so it knows the parent's pid before the fork."""
+    """``worker_init_fn`` of every DataLoader: the worker dies with the process that started it and
+    runs one BLAS thread. Made in the parent, so it knows the parent's pid before the fork.
+
+    A terminal's Ctrl-C and a scheduler's SIGTERM reach the workers too, but the trainer still needs
+    them to finish its current step before it saves and stops, and paddle's loader raises in the
+    trainer at once when a worker dies by a signal. So workers ignore SIGINT, and ignore SIGTERM until
+    the trainer is exiting: then it is multiprocessing's own shutdown, and they exit cleanly.
+    """
 
     def __init__(self) -> None:
         self.parent_pid = os.getpid()
+        self.parent_exiting = multiprocessing.Event()
+        atexit.register(self.parent_exiting.set)  # runs before multiprocessing's exit hook (LIFO)
 
     def __call__(self, worker_id: int) -> None:
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(signum, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, self._on_sigterm)
         pool_worker_init(self.parent_pid)
+
+    def _on_sigterm(self, _signum: int, _frame) -> None:
+        if self.parent_exiting.is_set():
+            raise SystemExit(0)
 
 
 def str2bool(value: str) -> bool:
