@@ -169,7 +169,10 @@ def children(pid: int) -> set[int]:
     """The pids of ``pid``'s child processes (all its threads')."""
     found = set()
     for task in Path(f"/proc/{pid}/task").iterdir():
-        found |= {int(c) for c in (task / "children").read_text().split()}
+        try:
+            found |= {int(c) for c in (task / "children").read_text().split()}
+        except FileNotFoundError:  # a thread that ended during the look
+            continue
     return found
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import paddle
 import pytest
+import soundfile
 
 from conftest import REPO, TINY_MODEL, children, run_cli, running
 
@@ -173,49 +174,62 @@ def test_a_second_run_in_the_same_folder_refuses_to_start(workdir):
     assert not (workdir / "models/deepspeech2/.train.lock").exists()
 
 
-def kill_when_pool_runs(proc: subprocess.Popen, workers: int, timeout: float = 120) -> set[int]:
-    """SIGKILL ``proc`` once it has ``workers`` children; return them."""
+def wait_for_children(proc: subprocess.Popen, count: int, exclude: set[int] = frozenset(),
+                      timeout: float = 300) -> set[int]:
+    """``count`` children of ``proc`` that are not in ``exclude``, once they are there."""
     deadline = time.time() + timeout
-    found: set[int] = set()
-    try:
-        while time.time() < deadline and proc.poll() is None and len(found) < workers:
-            found = children(proc.pid)
-            time.sleep(0.02)
-    finally:
-        proc.kill()
-        proc.wait()
-    assert len(found) >= workers, f"expected {workers} pool workers, saw {found}"
-    return found
+    while time.time() < deadline and proc.poll() is None:
+        found = children(proc.pid) - exclude
+        if len(found) >= count:
+            return found
+        time.sleep(0.02)
+    raise AssertionError(f"expected {count} pool workers of {proc.args[1]}, it ended with {proc.poll()}")
 
 
-def assert_all_gone(pids: set[int]) -> None:
-    deadline = time.time() + 5
-    while any(running(p) for p in pids) and time.time() < deadline:
-        time.sleep(0.1)
-    survivors = [p for p in pids if running(p)]
+def kill_and_check_workers_die(proc: subprocess.Popen, workers: set[int]) -> None:
+    """kill -9 ``proc`` while its pool workers are busy: they must go at once, not after their task."""
+    proc.kill()
+    proc.wait()
+    deadline = time.time() + 1
+    while any(running(p) for p in workers) and time.time() < deadline:
+        time.sleep(0.05)
+    survivors = [p for p in workers if running(p)]
     for pid in survivors:
         os.kill(pid, signal.SIGKILL)
     assert not survivors, f"pool workers {survivors} outlived the killed script"
 
 
-def test_killed_create_data_leaves_no_pool_workers(workdir):
+def test_killed_create_data_leaves_no_pool_workers(workdir, reference_audio):
+    samples, sr = reference_audio
     annotation = workdir / "dataset/annotation"
-    lines = "".join(p.read_text(encoding="utf-8") for p in annotation.glob("*.txt"))
-    (annotation / "many.txt").write_text(lines * 60, encoding="utf-8")  # a few thousand probes
+    long_lines = []
+    for i in range(4):  # 4 recordings of 15 minutes: each worker is busy featurising one for seconds
+        path = workdir / f"dataset/long_{i}.wav"
+        soundfile.write(path, np.tile(samples, int(900 * sr / len(samples)) + 1), sr)
+        long_lines.append(f"dataset/long_{i}.wav\t天气很好\n")
+    (annotation / "long.txt").write_text("".join(long_lines), encoding="utf-8")
     proc = subprocess.Popen([sys.executable, str(REPO / "create_data.py"), "--num_workers=2",
                              "--count_threshold=1", "--feature_method=fbank"], cwd=workdir, env=ENV,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    assert_all_gone(kill_when_pool_runs(proc, 2))
+    probe_pool = wait_for_children(proc, 2)
+    stats_pool = wait_for_children(proc, 2, exclude=probe_pool)  # the mean/std pool, featurising
+    time.sleep(0.5)
+    kill_and_check_workers_die(proc, stats_pool)
 
 
-def test_killed_beam_search_eval_leaves_no_workers(trained_corpus, tmp_path):
+def test_killed_beam_search_eval_leaves_no_workers(trained_corpus, tmp_path, reference_audio):
     work = tmp_path / "work"
     shutil.copytree(trained_corpus, work, symlinks=True)
     run_cli("tools/build_lm.py", "--manifest", "dataset/manifest.train", "--output", "lm/tiny.arpa", cwd=work)
-    manifest = (work / "dataset/manifest.test").read_text(encoding="utf-8")
-    (work / "dataset/manifest.test").write_text(manifest * 40, encoding="utf-8")
+    samples, sr = reference_audio
+    soundfile.write(work / "long.wav", np.tile(samples, int(30 * sr / len(samples)) + 1), sr)
+    line = json.dumps({"audio_filepath": "long.wav", "duration": 30.0, "text": "天气很好"}, ensure_ascii=False)
+    (work / "long.manifest").write_text(f"{line}\n" * 16, encoding="utf-8")  # each search takes seconds
     proc = subprocess.Popen([sys.executable, str(REPO / "eval.py"), "--resume_model=models/deepspeech2/epoch_2",
-                             "--decoder=ctc_beam_search", "--lang_model_path=lm/tiny.arpa", "--num_proc_bsearch=8",
-                             "--beam_size=100", "--batch_size=16", "--num_workers=0"], cwd=work, env=ENV,
+                             "--test_manifest=long.manifest", "--decoder=ctc_beam_search",
+                             "--lang_model_path=lm/tiny.arpa", "--num_proc_bsearch=8", "--beam_size=500",
+                             "--batch_size=16", "--num_workers=0"], cwd=work, env=ENV,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    assert_all_gone(kill_when_pool_runs(proc, 8, timeout=300))
+    workers = wait_for_children(proc, 8)
+    time.sleep(0.5)
+    kill_and_check_workers_die(proc, workers)
