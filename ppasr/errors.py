@@ -16,6 +16,14 @@ class UserError(Exception):
     """A failure the user caused and can fix; the message names the file or flag and the fix."""
 
 
+class Stopped(Exception):
+    """A run stopped on purpose (a signal) after saving what it could; the message says how to go on."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
 def run_main(job: Callable[[], object]) -> None:
     """Run a root script's job (logging set up); a ``UserError`` ends it with one ``error: …`` line."""
     setup_logging()
@@ -25,6 +33,10 @@ def run_main(job: Callable[[], object]) -> None:
         sys.stdout.flush()
         print(f"error: {e}", file=sys.stderr, flush=True)
         sys.exit(1)
+    except Stopped as e:
+        sys.stdout.flush()
+        print(e, file=sys.stderr, flush=True)
+        sys.exit(e.exit_code)
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr, flush=True)
         sys.exit(130)

@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import argparse
+import atexit
 import ctypes
+import multiprocessing
 import os
 import signal
 import sys
@@ -60,16 +62,36 @@ def exit_with_parent(parent_pid: int) -> None:
         os._exit(1)
 
 
+def pool_worker_init(parent_pid: int, *_args) -> None:
+    """Initializer of a multiprocessing pool's workers: they die with ``parent_pid`` (a kill -9 of the
+    script leaves none behind) and run one BLAS thread each."""
+    exit_with_parent(parent_pid)
+    single_threaded_worker()
+
+
 class LoaderWorkerInit:
     """``worker_init_fn`` of every DataLoader: the worker dies with the process that started it and
-    runs one BLAS thread. Made in the parent, so it knows the parent's pid before the fork."""
+    runs one BLAS thread. Made in the parent, so it knows the parent's pid before the fork.
+
+    A terminal's Ctrl-C and a scheduler's SIGTERM reach the workers too, but the trainer still needs
+    them to finish its current step before it saves and stops, and paddle's loader raises in the
+    trainer at once when a worker dies by a signal. So workers ignore SIGINT, and ignore SIGTERM until
+    the trainer is exiting: then it is multiprocessing's own shutdown, and they exit cleanly.
+    """
 
     def __init__(self) -> None:
         self.parent_pid = os.getpid()
+        self.parent_exiting = multiprocessing.Event()
+        atexit.register(self.parent_exiting.set)  # runs before multiprocessing's exit hook (LIFO)
 
     def __call__(self, worker_id: int) -> None:
-        exit_with_parent(self.parent_pid)
-        single_threaded_worker()
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, self._on_sigterm)
+        pool_worker_init(self.parent_pid)
+
+    def _on_sigterm(self, _signum: int, _frame) -> None:
+        if self.parent_exiting.is_set():
+            raise SystemExit(0)
 
 
 def str2bool(value: str) -> bool:

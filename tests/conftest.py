@@ -163,3 +163,22 @@ def learned_run(prepared_corpus, tmp_path_factory) -> LearnedRun:
                    "--augment_conf_path=None", "--learning_rate=3e-3", "--lr_gamma=0.999", "--log_interval=1",
                    f"--train_manifest={LEARN_MANIFEST}", f"--test_manifest={LEARN_MANIFEST}", cwd=root)
     return LearnedRun(root, proc.stdout, f"models/deepspeech2/epoch_{LEARN_EPOCHS}")
+
+
+def children(pid: int) -> set[int]:
+    """The pids of ``pid``'s child processes (all its threads')."""
+    found = set()
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            found |= {int(c) for c in (task / "children").read_text().split()}
+        except FileNotFoundError:  # a thread that ended during the look
+            continue
+    return found
+
+
+def running(pid: int) -> bool:
+    """Alive and not a zombie waiting to be reaped."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False

@@ -6,24 +6,8 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
-from conftest import REPO, TINY_MODEL
-
-
-def children(pid: int) -> set[int]:
-    found = set()
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        found |= {int(c) for c in (task / "children").read_text().split()}
-    return found
-
-
-def running(pid: int) -> bool:
-    """Alive and not a zombie waiting to be reaped."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
+from conftest import REPO, TINY_MODEL, children, running
 
 
 def test_killed_trainer_leaves_no_loader_workers(workdir):

@@ -23,7 +23,7 @@ from ppasr.data.manifest import read_manifest
 from ppasr.data.text import clean_text
 from ppasr.errors import UserError
 from ppasr.logger import logger
-from ppasr.utils import single_threaded_worker
+from ppasr.utils import pool_worker_init
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".opus", ".aiff", ".aif", ".au")
 
@@ -149,7 +149,7 @@ def create_manifests(entries: list[tuple[str, str, str]], train_manifest: str, t
     cache_dir = os.path.join(os.path.dirname(os.path.abspath(train_manifest)), "cache", "16k")
     jobs = [(path, change_rate, cache_dir) for path, _, _ in entries]
     utterances, official_test = [], []
-    with Pool(max(1, num_workers), initializer=single_threaded_worker) as pool:
+    with Pool(max(1, num_workers), initializer=pool_worker_init, initargs=(os.getpid(),)) as pool:
         results = pool.imap(_probe_worker, jobs, chunksize=16)
         for (path, text, where), result in tqdm(zip(entries, results), total=len(jobs), desc="manifest"):
             if isinstance(result, str):
@@ -233,7 +233,7 @@ def compute_mean_std(manifest: str, output_path: str, config: FeatureConfig, num
     total = np.zeros(config.dim, dtype=np.float64)
     total_sq = np.zeros(config.dim, dtype=np.float64)
     frames = 0
-    with Pool(max(1, num_workers), initializer=single_threaded_worker) as pool, tqdm(total=len(paths), desc="mean_std") as bar:
+    with Pool(max(1, num_workers), initializer=pool_worker_init, initargs=(os.getpid(),)) as pool, tqdm(total=len(paths), desc="mean_std") as bar:
         for part_sum, part_sq, part_frames, failures, done in pool.imap_unordered(_stats_worker, jobs):
             total += part_sum
             total_sq += part_sq

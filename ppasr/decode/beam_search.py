@@ -14,6 +14,7 @@ unfinished word that no LM word starts with is charged as soon as it appears, se
 from __future__ import annotations
 
 import multiprocessing
+import os
 import signal
 from dataclasses import dataclass
 from typing import Any, Self
@@ -24,6 +25,7 @@ from ppasr.decode.greedy import BLANK_INDEX, check_batch
 from ppasr.decode.language_model import (LM_TOKEN_MODES, OOV_LOG10, detect_lm_token, load_language_model,
                                          read_arpa_words)
 from ppasr.decode.prefix_trie import PrefixTrie
+from ppasr.utils import exit_with_parent
 
 _NEG_INF = -np.inf
 
@@ -244,10 +246,12 @@ def _merge_existing(trie: PrefixTrie, nodes: np.ndarray, column: np.ndarray, ext
 _WORKER_SEARCH: PrefixBeamSearch | None = None
 
 
-def _worker_init(config: SearchConfig | None) -> None:
-    """Start a decoding worker: default signal handling (not Paddle's, whose handler prints a
-    C++ traceback when a worker is stopped) and the searcher, loaded only if not inherited."""
+def _worker_init(parent_pid: int, config: SearchConfig | None) -> None:
+    """Start a decoding worker: it dies with ``parent_pid``, default signal handling (not Paddle's,
+    whose handler prints a C++ traceback when a worker is stopped) and the searcher, loaded only if
+    not inherited."""
     global _WORKER_SEARCH
+    exit_with_parent(parent_pid)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     if config is not None:
@@ -319,7 +323,7 @@ class BeamSearchDecoder:
             _WORKER_SEARCH = self._search if fork else None
             context = multiprocessing.get_context("fork" if fork else "spawn")
             self._pool = context.Pool(self.num_processes, initializer=_worker_init,
-                                      initargs=(None if fork else self.config,))
+                                      initargs=(os.getpid(), None if fork else self.config))
         return self._pool.map(_worker_search, utterances, chunksize=1)
 
     def close(self) -> None:

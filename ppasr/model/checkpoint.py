@@ -9,10 +9,15 @@ Three rules keep every checkpoint a user has whole:
   Retention removes only its own, oldest first, never the one it has just written.
 - A run never overwrites a folder of another run: when a name it saves is taken (say a fine-tuning run
   reaching ``epoch_48`` in a folder that holds the original run's ``epoch_48``), the other run's folder
-  is kept as ``<name>.before-<run id>``.
+  is kept as ``<name>.before-<run id>`` (``-2``, ``-3``, … appended when that name is taken too, so any
+  number of runs and resumes can take turns in one folder).
+
+A run holds ``.train.lock`` in its folder while it trains, so a second run in the same folder refuses
+to start instead of both writing; a lock whose process is gone does not block.
 """
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import errno
 import json
@@ -22,9 +27,12 @@ import pickle
 import re
 import secrets
 import shutil
+import socket
 import sys
+import tempfile
 import time
 from datetime import datetime
+from typing import Iterator
 
 import paddle
 
@@ -41,6 +49,8 @@ _CHECKPOINT_NAME = re.compile(r"^epoch_(\d+)(?:_batch_(\d+))?$")
 _TEMPORARY_NAME = re.compile(r"^\.(.+)\.(tmp|old)-(\d+)$")
 _RENAME_EXCHANGE = 2  # renameat2 flag (Linux 3.15+): swap two paths in one step
 _AT_FDCWD = -100
+LOCK_FILE = ".train.lock"
+_DISK_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG)
 
 
 def new_run_id() -> str:
@@ -56,20 +66,97 @@ def checkpoint_name(epoch: int, batch_in_epoch: int = 0) -> str:
 def save_checkpoint(root: str, name: str, model: paddle.nn.Layer, optimizer: paddle.optimizer.Optimizer,
                     state: dict) -> str:
     """Write model, optimizer and ``state`` (with its ``run_id``) atomically to ``root/name``."""
-    tmp = _temporary(root, name)
-    paddle.save(model.state_dict(), os.path.join(tmp, MODEL_FILE))
-    paddle.save(optimizer.state_dict(), os.path.join(tmp, OPTIMIZER_FILE))
-    with open(os.path.join(tmp, STATE_FILE), "w", encoding="utf-8") as f:
-        json.dump(dict(state, saved_at=time.strftime("%Y-%m-%d %H:%M:%S")), f, ensure_ascii=False, indent=2)
-    return _install(root, name, tmp, state["run_id"])
+    model_state, optimizer_state = model.state_dict(), optimizer.state_dict()
+    with _temporary(root, name, _tensor_bytes(model_state) + _tensor_bytes(optimizer_state)) as tmp:
+        paddle.save(model_state, os.path.join(tmp, MODEL_FILE))
+        paddle.save(optimizer_state, os.path.join(tmp, OPTIMIZER_FILE))
+        with open(os.path.join(tmp, STATE_FILE), "w", encoding="utf-8") as f:
+            json.dump(dict(state, saved_at=time.strftime("%Y-%m-%d %H:%M:%S")), f, ensure_ascii=False, indent=2)
+        return _install(root, name, tmp, state["run_id"])
 
 
 def publish(root: str, source: str, alias: str) -> str:
     """Make ``root/alias`` (best_model, last_model) an atomic copy of the checkpoint ``source``."""
-    tmp = _temporary(root, alias)
-    for file in os.listdir(source):
-        shutil.copy2(os.path.join(source, file), os.path.join(tmp, file))
-    return _install(root, alias, tmp, read_state(source)["run_id"])
+    files = os.listdir(source)
+    with _temporary(root, alias, sum(os.path.getsize(os.path.join(source, f)) for f in files)) as tmp:
+        for file in files:
+            shutil.copy2(os.path.join(source, file), os.path.join(tmp, file))
+        return _install(root, alias, tmp, read_state(source)["run_id"])
+
+
+def check_writable(folder: str, flag: str) -> None:
+    """Fail before the first step, not after an epoch, when ``folder`` cannot take files."""
+    path = os.path.abspath(folder)
+    while not os.path.exists(path) and os.path.dirname(path) != path:
+        path = os.path.dirname(path)
+    if not os.path.isdir(path):
+        raise UserError(f"{flag}: {path} is a file, not a folder; pass a folder")
+    try:
+        os.makedirs(folder, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as e:
+        raise UserError(f"cannot write to {flag} {folder}: {e.strerror}; pass a folder you can write to") from None
+
+
+class RunLock:
+    """``<root>/.train.lock``: one training run at a time in a checkpoint folder.
+
+    The file names the run (pid, host, run id, start time). A lock left by a run that died is taken
+    over when its pid no longer runs this host's process of that start time; a lock from another host
+    (a shared file system) cannot be checked, so the message says how to remove it.
+    """
+
+    def __init__(self, root: str, run_id: str) -> None:
+        self.path = os.path.join(root, LOCK_FILE)
+        self.owner = {"pid": os.getpid(), "host": socket.gethostname(), "run_id": run_id,
+                      "started": _process_start(os.getpid()), "since": time.strftime("%Y-%m-%d %H:%M:%S")}
+
+    def acquire(self) -> None:
+        os.makedirs(os.path.dirname(self.path), exist_ok=True)
+        while True:
+            try:
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                other = self._read()
+                if other is None or self._is_stale(other):
+                    self._remove_stale(other)
+                    continue
+                where = "" if other.get("host") == self.owner["host"] else f" on host {other.get('host')}"
+                raise UserError(
+                    f"another training run (run {other.get('run_id')}, pid {other.get('pid')}{where}, since "
+                    f"{other.get('since')}) is using {os.path.dirname(self.path)}; wait for it to finish or pass "
+                    f"another --save_model_path (if that run is gone, delete {self.path})") from None
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                json.dump(self.owner, f)
+            return
+
+    def release(self) -> None:
+        if self._read() == self.owner:
+            os.remove(self.path)
+
+    def _read(self) -> dict | None:
+        try:
+            with open(self.path, "r", encoding="utf-8") as f:
+                owner = json.load(f)
+        except FileNotFoundError:
+            return {}  # released between our open and read: try again
+        except (OSError, ValueError):
+            return None  # half-written by a run killed while taking it
+        return owner if isinstance(owner, dict) else None
+
+    def _is_stale(self, other: dict) -> bool:
+        if not other:
+            return True
+        if other.get("host") != self.owner["host"] or not isinstance(other.get("pid"), int):
+            return False
+        return _process_start(other["pid"]) != other.get("started")
+
+    def _remove_stale(self, other: dict | None) -> None:
+        if other:
+            logger.info("removing the lock of run %s (pid %s no longer runs)", other.get("run_id"), other.get("pid"))
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(self.path)
 
 
 def prune_checkpoints(root: str, run_id: str, keep: int, newest: str) -> list[str]:
@@ -190,19 +277,38 @@ def load_pretrained(path: str, model: paddle.nn.Layer) -> list[str]:
     return skipped
 
 
-def _temporary(root: str, name: str) -> str:
-    """An empty hidden folder beside ``root/name`` to write into before swapping it in."""
+@contextlib.contextmanager
+def _temporary(root: str, name: str, needed: int) -> Iterator[str]:
+    """An empty hidden folder beside ``root/name`` to write ``needed`` bytes into before swapping it in.
+
+    Whatever stops the write (a full disk, a signal, a bug) removes the folder again; a full or
+    read-only disk becomes one error line that says how much space the save needed.
+    """
     tmp = os.path.join(root, f".{name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    os.makedirs(tmp)
-    return tmp
+    try:
+        shutil.rmtree(tmp, ignore_errors=True)
+        os.makedirs(tmp)
+        yield tmp
+    except OSError as e:
+        if e.errno not in _DISK_ERRORS:
+            raise
+        free = shutil.disk_usage(root).free if os.path.isdir(root) else 0
+        raise UserError(f"cannot write checkpoint {os.path.join(root, name)}: {e.strerror}; the save needs about "
+                        f"{_megabytes(needed)}, {_megabytes(free)} free on that disk; every earlier checkpoint in "
+                        f"{root} is intact: free space (or pass another --save_model_path) and resume from "
+                        f"{os.path.join(root, LAST_MODEL)}") from None
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _install(root: str, name: str, tmp: str, run_id: str) -> str:
     """Put the finished folder ``tmp`` at ``root/name`` without ever losing another run's folder."""
     target = os.path.join(root, name)
     if os.path.exists(target) and _owner(target) != run_id:
-        kept = f"{target}.before-{run_id}"
+        kept, n = f"{target}.before-{run_id}", 1
+        while os.path.lexists(kept):
+            n += 1
+            kept = f"{target}.before-{run_id}-{n}"
         os.rename(target, kept)
         logger.info("%s belongs to another training run: kept it as %s", target, kept)
     if not os.path.exists(target):
@@ -238,6 +344,28 @@ def _owner(path: str) -> str | None:
         return read_state(path).get("run_id")
     except UserError:
         return None
+
+
+def _tensor_bytes(state: dict) -> int:
+    return sum(int(v.numel()) * v.element_size() for v in state.values() if isinstance(v, paddle.Tensor))
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / 2 ** 20:.1f} MB"
+
+
+def _process_start(pid: int) -> int | None:
+    """The start time (clock ticks since boot) of process ``pid``, None when it does not exist.
+
+    A pid alone can be reused by an unrelated process after a crash; pid and start time cannot.
+    """
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return int(f.read().rsplit(b")", 1)[1].split()[19])
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    except OSError:  # no /proc (not Linux): fall back to whether the pid exists
+        return 0 if _process_alive(pid) else None
 
 
 def _process_alive(pid: int) -> bool:

@@ -2,6 +2,8 @@
 
     init_distributed → build_data → build_run (model, optimizer) → restore → open_logs →
     per epoch: train_one_epoch (train_step, save_interval checkpoints) → validate → report_test → save
+
+SIGINT/SIGTERM (``preemption.py``) end the current step, save a resumable checkpoint and stop the run.
 """
 from __future__ import annotations
 
@@ -22,13 +24,15 @@ from ppasr.data.augment import build_augmentation_pipeline
 from ppasr.data.dataset import ManifestDataset, SortaGradBatchSampler, build_loader, is_placeholder
 from ppasr.data.features import FeatureConfig, FeatureNormalizer
 from ppasr.decode.greedy import greedy_decode
-from ppasr.errors import UserError
+from ppasr.errors import Stopped, UserError
 from ppasr.logger import setup_logging
-from ppasr.model.checkpoint import (BEST_MODEL, LAST_MODEL, check_model_dir, checkpoint_name, load_optimizer,
-                              load_pretrained, load_weights, new_run_id, prune_checkpoints, publish, read_state,
-                              remove_stale_temporaries, save_checkpoint)
+from ppasr.model.checkpoint import (BEST_MODEL, LAST_MODEL, RunLock, check_model_dir, check_writable,
+                                    checkpoint_name, load_optimizer, load_pretrained, load_weights, new_run_id,
+                                    prune_checkpoints, publish, read_state, remove_stale_temporaries,
+                                    save_checkpoint)
 from ppasr.model.config import ModelConfig, resolve_model_config
 from ppasr.train.evaluation import EvalResult, ctc_loss_per_utterance, evaluate
+from ppasr.train.preemption import Interrupted, StopRequest
 from ppasr.train.schedule import WarmupEpochDecay
 from ppasr.train.vdl import new_run_dir, open_writer
 from ppasr.utils import loader_workers, read_vocabulary, require_file, select_device, set_paddle_threads
@@ -73,6 +77,7 @@ class Run:
     scaler: paddle.amp.GradScaler | None  # mixed precision (GPU) only
     state: dict  # what each checkpoint's state.json records
     save_root: str
+    stop: StopRequest
     writer: Any = None  # VisualDL, rank 0 only
     ctc: paddle.nn.CTCLoss = field(default_factory=lambda: paddle.nn.CTCLoss(blank=0, reduction="none"))
     bad_steps: int = 0  # skipped batches in a row
@@ -87,22 +92,39 @@ class Run:
 def train(args: argparse.Namespace) -> None:
     """Train DeepSpeech2 with CTC as ``python3 train.py`` does."""
     setup_logging()
-    world_size, rank, device, threads = init_distributed()
-    data = build_data(args, world_size, rank)
-    run = build_run(args, data, world_size, rank, device)
-    restore(run)
-    open_logs(run, device, threads)
+    stop = StopRequest().install()
     try:
-        for epoch in range(first_epoch(run.state), args.num_epoch + 1):
-            epoch_start = time.time()
-            train_one_epoch(run, epoch)
-            run.scheduler.step()
-            result = validate(run)
-            report_test(run, epoch, result, time.time() - epoch_start)
-            save(run, epoch, 0, result)
+        world_size, rank, device, threads = init_distributed()
+        data = build_data(args, world_size, rank)
+        run = build_run(args, data, world_size, rank, device, stop)
+        restore(run)
+    except Interrupted:
+        raise stop.stopped("before the first training step; nothing to save") from None
+    try:
+        lock = open_logs(run, device, threads)
+    except Interrupted:
+        raise stop.stopped("before the first training step; nothing to save") from None
+    try:
+        with stop.deferred():
+            for epoch in range(first_epoch(run.state), args.num_epoch + 1):
+                epoch_start = time.time()
+                batches = train_one_epoch(run, epoch)
+                try:
+                    with stop.abandonable():
+                        result = validate(run)
+                except Interrupted:  # not worth waiting for: the epoch's training is saved instead
+                    raise stop_run(run, epoch, batches) from None
+                run.scheduler.step()
+                report_test(run, epoch, result, time.time() - epoch_start)
+                with stop.saving():
+                    save(run, epoch, 0, result)
+                if stop.requested:
+                    raise stop_run(run, epoch, 0)
     finally:
         if run.writer is not None:
             run.writer.close()
+        if lock is not None:
+            lock.release()
     finish(run)
 
 
@@ -140,7 +162,8 @@ def build_data(args: argparse.Namespace, world_size: int, rank: int) -> Data:
                 build_loader(train_set, sampler, workers), build_loader(test_set, test_sampler, workers), workers)
 
 
-def build_run(args: argparse.Namespace, data: Data, world_size: int, rank: int, device: str) -> Run:
+def build_run(args: argparse.Namespace, data: Data, world_size: int, rank: int, device: str,
+              stop: StopRequest) -> Run:
     """Model (sized by the flags, or by the checkpoint it continues), Adam with PPASR's settings, state."""
     source = args.resume_model or args.pretrained_model
     if source:
@@ -158,7 +181,7 @@ def build_run(args: argparse.Namespace, data: Data, world_size: int, rank: int, 
     return Run(args, world_size, rank, data, config, model,
                paddle.DataParallel(model) if world_size > 1 else model, optimizer, scheduler,
                paddle.amp.GradScaler(init_loss_scaling=AMP_INIT_LOSS_SCALING) if use_amp else None,
-               state, os.path.join(args.save_model_path, args.use_model))
+               state, os.path.join(args.save_model_path, args.use_model), stop)
 
 
 def restore(run: Run) -> None:
@@ -176,10 +199,15 @@ def restore(run: Run) -> None:
                     run.state["epoch"], run.state["batch_in_epoch"], run.state["step"], run.scheduler.get_lr())
 
 
-def open_logs(run: Run, device: str, threads: int) -> None:
-    """Rank 0: VisualDL writer (a resumed run continues its folder), one summary line."""
+def open_logs(run: Run, device: str, threads: int) -> RunLock | None:
+    """Rank 0: the folders checked writable, the checkpoint folder locked for this run, VisualDL writer
+    (a resumed run continues its folder), one summary line."""
     if not run.is_main:
-        return
+        return None
+    check_writable(run.save_root, "--save_model_path")
+    check_writable(run.args.log_dir, "--log_dir")
+    lock = RunLock(run.save_root, run.state["run_id"])
+    lock.acquire()
     remove_stale_temporaries(run.save_root)
     run.state["run_log_dir"] = run.state["run_log_dir"] or new_run_dir(run.args.log_dir)
     run.writer = open_writer(run.state["run_log_dir"])
@@ -188,6 +216,7 @@ def open_logs(run: Run, device: str, threads: int) -> None:
                 "test utterances: %d, model: %s, run: %s, VisualDL: %s", device, run.world_size, data.workers,
                 threads, len(data.train_set), len(data.test_set), run.config.describe(), run.state["run_id"],
                 run.state["run_log_dir"])
+    return lock
 
 
 def first_epoch(state: dict) -> int:
@@ -197,8 +226,9 @@ def first_epoch(state: dict) -> int:
 
 # ---- one epoch -----------------------------------------------------------------------------------
 
-def train_one_epoch(run: Run, epoch: int) -> None:
-    """All batches of ``epoch`` (the rest of it when resuming mid-epoch), with save_interval checkpoints."""
+def train_one_epoch(run: Run, epoch: int) -> int:
+    """All batches of ``epoch`` (the rest of it when resuming mid-epoch), with save_interval checkpoints;
+    the number of batches in the epoch. A stop request saves after the step and raises ``Stopped``."""
     args, data = run.args, run.data
     skip = run.state["batch_in_epoch"] if epoch == run.state["epoch"] else 0
     data.sampler.set_epoch(epoch, skip)
@@ -207,29 +237,51 @@ def train_one_epoch(run: Run, epoch: int) -> None:
     run.train_model.train()
     tic = time.time()
     for batch_id, batch in enumerate(data.train_loader, start=skip):
-        loss = train_step(run, batch, epoch, batch_id)
+        loss, stop = train_step(run, batch, epoch, batch_id)
         run.step_times.append(time.time() - tic)
         tic = time.time()
         if run.is_main and loss is not None and (batch_id % args.log_interval == 0 or batch_id == batches - 1):
             log_train(run, epoch, batch_id, batches, loss)
+        if stop:
+            raise stop_run(run, epoch, batch_id + 1)
         if args.save_interval > 0 and (batch_id + 1) % args.save_interval == 0 and batch_id + 1 < batches:
-            save(run, epoch, batch_id + 1)
+            with run.stop.saving():
+                save(run, epoch, batch_id + 1)
+    return batches
 
 
-def train_step(run: Run, batch, epoch: int, batch_id: int) -> float | None:
-    """Forward, CTC loss, backward, Adam step; the loss, or None when the batch was skipped.
+def stop_run(run: Run, epoch: int, batch_in_epoch: int) -> Stopped:
+    """Save where a stopped run is (rank 0), and the ``Stopped`` that ends it with the signal's code.
+
+    ``batch_in_epoch`` 0 means the end-of-epoch checkpoint is already saved; a save after an epoch's
+    last batch (before its validation) is ``epoch_N_batch_<all>``, whose resume validates at once.
+    """
+    with run.stop.saving():
+        if batch_in_epoch:
+            save(run, epoch, batch_in_epoch)
+    where = f"epoch {epoch}" + (f", batch {batch_in_epoch}" if batch_in_epoch else "")
+    last = os.path.join(run.save_root, LAST_MODEL)
+    return run.stop.stopped(f"saved {os.path.join(run.save_root, checkpoint_name(epoch, batch_in_epoch))} "
+                            f"({where}; also {last}); continue with: python3 train.py --resume_model={last}")
+
+
+def train_step(run: Run, batch, epoch: int, batch_id: int) -> tuple[float | None, bool]:
+    """Forward, CTC loss, backward, Adam step; the loss (None when the batch was skipped) and whether
+    the run stops after this step.
 
     A batch is skipped on every rank when any rank's loss is NaN/inf or none of its audio loaded
     (all ranks must agree, or DataParallel's all-reduce would hang); too many in a row stop the run.
+    A stop request travels in the same all-reduce, so every rank stops after the same step.
     """
     run.scheduler.set_step(run.state["step"])
     loss = batch_loss(run.train_model, batch, run.ctc, run.scaler is not None)
     value = float(loss.item()) if loss is not None else float("nan")
-    if all_reduce_sum([0.0 if np.isfinite(value) else 1.0], run.world_size)[0] == 0:
+    bad, stop = all_reduce_sum([0.0 if np.isfinite(value) else 1.0, float(run.stop.requested)], run.world_size)
+    if bad == 0:
         update(loss, run.optimizer, run.scaler)
         run.state["step"] += 1
         run.bad_steps = 0
-        return value
+        return value, stop > 0
     run.optimizer.clear_grad()
     run.skipped_steps += 1
     run.bad_steps += 1
@@ -238,7 +290,7 @@ def train_step(run: Run, batch, epoch: int, batch_id: int) -> float | None:
     if run.bad_steps >= run.args.max_bad_steps:
         raise UserError(f"{run.bad_steps} bad batches in a row (NaN/inf loss); lower --learning_rate or "
                         f"check the data")
-    return None
+    return None, stop > 0
 
 
 def batch_loss(model: paddle.nn.Layer, batch, ctc: paddle.nn.CTCLoss, use_amp: bool = False):
