@@ -358,3 +358,79 @@ def test_unsafe_member_is_refused(tmp_path, server, kind):
     assert proc.stderr.strip().splitlines()[-1].startswith("error: unsafe archive "), proc.stderr
     assert not list(tmp_path.rglob("escaped.txt")) and not (clone / "escaped.txt").exists()
     assert not (clone / "dataset" / "annotation").exists()
+
+
+def _evil_archive(path: Path, kind: str) -> Path:
+    """A crafted data_aishell.tgz; each kind once reached (or would reach) outside the target folder."""
+    good = {"data_aishell/transcript/aishell_transcript_v0.8.txt": "BAC009S0002W0122 而 对\n".encode()}
+    with tarfile.open(path, "w:gz", format=tarfile.PAX_FORMAT) as tar:
+        for name, data in good.items():
+            _add_bytes(tar, name, data)
+        if kind == "link_chain":  # each link looks inside on its own; together wav/ is the target's parent
+            _add_symlink(tar, "data_aishell/wav", "l2/../..")
+            _add_symlink(tar, "data_aishell/l2", ".")
+        elif kind == "link_chain_reversed":
+            _add_symlink(tar, "data_aishell/l2", ".")
+            _add_symlink(tar, "data_aishell/l3", "l2/l2/..")
+            _add_symlink(tar, "data_aishell/wav", "l3/..")
+        elif kind == "absolute_link":
+            _add_symlink(tar, "data_aishell/wav", str(path.parent))
+        elif kind == "hardlink_out":
+            info = tarfile.TarInfo("data_aishell/wav/S0002.tar.gz")
+            info.type, info.linkname = tarfile.LNKTYPE, "../victim.tar.gz"
+            tar.addfile(info)
+        elif kind == "link_loop":
+            _add_symlink(tar, "data_aishell/a", "b")
+            _add_symlink(tar, "data_aishell/b", "a")
+        elif kind == "member_through_link":
+            _add_symlink(tar, "data_aishell/wav", "transcript")
+            _add_bytes(tar, "data_aishell/wav/S0002.tar.gz", b"not a tar")
+        elif kind == "long_name":
+            _add_bytes(tar, "data_aishell/" + "长" * 200 + ".wav", b"x")
+        elif kind == "nul_in_pax":
+            info = tarfile.TarInfo("data_aishell/wav/ok.wav")
+            info.size = 1
+            info.pax_headers = {"path": "data_aishell/wav/a\x00b.wav"}
+            tar.addfile(info, io.BytesIO(b"x"))
+    return path
+
+
+@pytest.mark.parametrize("kind", ["link_chain", "link_chain_reversed", "absolute_link", "hardlink_out",
+                                  "link_loop", "member_through_link", "long_name", "nul_in_pax"])
+def test_crafted_corpus_archive_touches_nothing_outside(tmp_path, kind):
+    """The issue's attack: wav/ resolved outside once all links exist; aishell.py then unpacked the
+    *.tar.gz it found there in place (overwriting the files beside them) and deleted them."""
+    clone = make_clone(tmp_path / "clone")
+    dataset = clone / "dataset"  # the target is dataset/audio; its parent holds the user's files
+    dataset.mkdir()
+    victim = io.BytesIO()
+    with tarfile.open(fileobj=victim, mode="w:gz") as tar:
+        _add_bytes(tar, "keep.txt", b"overwritten")
+    (dataset / "victim.tar.gz").write_bytes(victim.getvalue())
+    (dataset / "keep.txt").write_text("the user's file", encoding="utf-8")
+    before = {p: p.read_bytes() for p in dataset.iterdir()}
+    evil = _evil_archive(_mkdir(tmp_path / "evil") / "data_aishell.tgz", kind)
+    proc = download(clone, "aishell.py", f"--archive={evil}", "--md5=None", check=False)
+    assert proc.returncode == 1, proc.stdout[-2000:] + proc.stderr
+    assert "Traceback" not in proc.stderr
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith(("error: unsafe archive ", "error: cannot unpack ")), proc.stderr
+    assert str(evil) in last
+    assert {p: p.read_bytes() for p in dataset.iterdir() if p.name != "audio"} == before
+    assert evil.exists(), "an archive given with --archive is never deleted"
+    assert not (dataset / "annotation").exists()
+
+
+def _mkdir(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def test_links_inside_the_archive_still_unpack(tmp_path):
+    """THCHS-30's test/ links into data/: links that stay inside, even through other links, are made."""
+    from ppasr.data.download import unpack
+
+    archive = _targz(tmp_path / "ok.tgz", {"c/data/a.wav": b"a", "c/data/b.wav": b"b"},
+                     {"c/test/a.wav": "../data/a.wav", "c/alias": "data", "c/test/b.wav": "../alias/b.wav"})
+    assert unpack(str(archive), str(tmp_path / "out"), progress=False) == 5
+    assert (tmp_path / "out/c/test/b.wav").read_bytes() == b"b" and (tmp_path / "out/c/test/a.wav").is_symlink()
