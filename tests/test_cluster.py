@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -233,3 +234,29 @@ def test_killed_beam_search_eval_leaves_no_workers(trained_corpus, tmp_path, ref
     workers = wait_for_children(proc, 8)
     time.sleep(0.5)
     kill_and_check_workers_die(proc, workers)
+
+
+def test_sigterm_under_distributed_launch_stops_every_rank_after_the_same_step(workdir):
+    cmd = [sys.executable, "-m", "paddle.distributed.launch", "--nproc_per_node", "2", "--log_dir", "launch_log",
+           str(REPO / "train.py"), *TINY_MODEL, "--batch_size=2", "--num_workers=0", "--num_epoch=200",
+           "--augment_conf_path=None", "--log_interval=1"]
+    proc = subprocess.Popen(cmd, cwd=workdir, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+    log0 = workdir / "launch_log" / "workerlog.0"
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+        if log0.exists() and "Train epoch: [2/200], batch: [3/" in log0.read_text(encoding="utf-8"):
+            break
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGTERM)
+    out, _ = proc.communicate(timeout=120)
+    logs = [(workdir / "launch_log" / f"workerlog.{rank}").read_text(encoding="utf-8") for rank in (0, 1)]
+    assert proc.returncode != 0, out[-2000:]
+    for log in logs:
+        assert re.search(r"stopped (by SIGTERM|with the other ranks): saved models/deepspeech2/epoch_2_batch_", log), \
+            log[-2000:]
+        assert "Traceback" not in log, log[-3000:]
+    state = json.loads((workdir / "models/deepspeech2/last_model/state.json").read_text())
+    assert state["epoch"] == 2 and state["batch_in_epoch"] >= 4
+    saved = [p.name for p in (workdir / "models/deepspeech2").iterdir() if p.name.startswith("epoch_2_batch_")]
+    assert saved == [f"epoch_2_batch_{state['batch_in_epoch']}"], "only rank 0 wrote, once"

@@ -59,6 +59,8 @@ class StopRequest:
 
     def stopped(self, message: str) -> Stopped:
         """The exception that ends the run with the signal's exit code and ``message``."""
+        if self.signum is None:  # another rank received it: the request travels in the step's all-reduce
+            return Stopped(f"stopped with the other ranks: {message}", EXIT_CODES[signal.SIGTERM])
         name = signal.Signals(self.signum).name
         return Stopped(f"stopped by {name}: {message}", EXIT_CODES[self.signum])
 
