@@ -3,8 +3,7 @@
 Used by the ``download_data/`` scripts. A download goes to ``<name>.part`` and is resumed with an
 HTTP Range request after any interruption (in the same run, with backoff, or in the next run); it
 gets its final name only when complete and its md5 matches. Unpacking refuses any member that would
-land outside the target folder (absolute paths, ``..``, device files, links that point out once all of
-the archive's links exist).
+land outside the target folder (absolute paths, ``..``, links pointing out, device files).
 """
 from __future__ import annotations
 
@@ -156,115 +155,40 @@ def _inside(root: str, path: str) -> bool:
     return real == root or real.startswith(root.rstrip(os.sep) + os.sep)
 
 
-def _refusal(archive: str, root: str, name: str, reason: str) -> UserError:
-    return UserError(f"unsafe archive {archive}: member {name!r} {reason}; refused (nothing was written outside "
-                     f"{root}). Delete the archive and download it from the official source")
+def _check_member(archive: str, root: str, name: str, link: str | None = None,
+                  link_from_root: bool = False) -> str:
+    """Return where member ``name`` lands under ``root``; refuse it if that (or its link) is outside."""
+    def refuse(reason: str) -> UserError:
+        return UserError(f"unsafe archive {archive}: member {name!r} {reason}; refused (nothing was "
+                         f"written outside {root}). Delete the archive and download it from the official source")
 
-
-def _check_member(archive: str, root: str, name: str) -> str:
-    """Return where member ``name`` lands under ``root``; refuse it if that is outside (also through a
-    link already on disk)."""
     if os.path.isabs(name) or name.startswith(("/", "\\")) or os.path.splitdrive(name)[0]:
-        raise _refusal(archive, root, name, "has an absolute path")
+        raise refuse("has an absolute path")
     destination = os.path.join(root, name)
     if not _inside(root, destination):
-        raise _refusal(archive, root, name, "would land outside the target folder")
+        raise refuse("would land outside the target folder")
+    if link is not None:
+        if os.path.isabs(link) or link.startswith(("/", "\\")) or os.path.splitdrive(link)[0]:
+            raise refuse(f"is a link to the absolute path {link!r}")
+        base = root if link_from_root else os.path.dirname(destination)
+        if not _inside(root, os.path.join(base, link)):
+            raise refuse(f"is a link to {link!r}, outside the target folder")
     return destination
-
-
-class _LinkPlan:
-    """The archive's links, created only after every other member, once all of them are known.
-
-    A link checked on its own can look harmless and still escape once the links after it exist
-    (``wav -> l2/../..`` with ``l2 -> .``). So each link's final target is resolved through every link
-    of the archive (and any already on disk) before the first one is made.
-    """
-
-    MAX_HOPS = 40  # as the kernel's symlink limit: a loop is refused, not followed forever
-
-    def __init__(self, archive: str, root: str) -> None:
-        self.archive, self.root = archive, root
-        self.symlinks: dict[str, str] = {}  # path relative to root -> link text
-        self.hardlinks: dict[str, str] = {}  # path relative to root -> member it names
-
-    def add(self, member: tarfile.TarInfo) -> None:
-        name = os.path.normpath(member.name)
-        _check_member(self.archive, self.root, name)
-        if os.path.isabs(member.linkname) or member.linkname.startswith(("/", "\\")):
-            raise _refusal(self.archive, self.root, member.name, f"is a link to the absolute path {member.linkname!r}")
-        (self.symlinks if member.issym() else self.hardlinks)[name] = member.linkname
-
-    def create(self) -> None:
-        for name, text in self.symlinks.items():
-            self._target(name, os.path.join(os.path.dirname(name), text), text)
-        for name, text in self.hardlinks.items():
-            self._target(name, text, text)
-        for name, text in self.symlinks.items():
-            self._make(name, lambda path, text=text: os.symlink(text, path))
-        for name, text in self.hardlinks.items():
-            source = self._target(name, text, text)
-            if not os.path.isfile(source) or os.path.islink(source):
-                raise _refusal(self.archive, self.root, name, f"is a hard link to {text!r}, not to a file of the archive")
-            self._make(name, lambda path, source=source: os.link(source, path))
-
-    def _make(self, name: str, make) -> None:
-        path = os.path.join(self.root, name)
-        if os.path.lexists(path):
-            raise _refusal(self.archive, self.root, name, "is a link whose path the archive also uses for a file "
-                                                          "or folder")
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        if not _inside(self.root, os.path.dirname(path)):
-            raise _refusal(self.archive, self.root, name, "would land outside the target folder")
-        make(path)
-
-    def _target(self, name: str, relative: str, text: str) -> str:
-        """Where ``relative`` (from the root) ends up after following every link; refuse if outside."""
-        parts, hops = [], 0
-        pending = relative.replace("\\", "/").split("/")[::-1]
-        while pending:
-            part = pending.pop()
-            if part in ("", "."):
-                continue
-            if part == "..":
-                if not parts:
-                    raise _refusal(self.archive, self.root, name, f"is a link to {text!r}, outside the target folder")
-                parts.pop()
-                continue
-            current = "/".join(parts + [part])
-            link = self.symlinks.get(os.path.normpath(current))
-            on_disk = os.path.join(self.root, current)
-            if link is None and os.path.islink(on_disk):
-                link = os.readlink(on_disk)
-            if link is None:
-                parts.append(part)
-                continue
-            hops += 1
-            if hops > self.MAX_HOPS or os.path.isabs(link):
-                raise _refusal(self.archive, self.root, name, f"is a link to {text!r}, which leaves the target "
-                                                              f"folder or loops")
-            pending.extend(link.replace("\\", "/").split("/")[::-1])
-        return os.path.join(self.root, *parts)
 
 
 def _unpack_tar(archive: str, root: str, select: Callable[[str], bool], bar: tqdm) -> int:
     count = 0
-    links = _LinkPlan(archive, root)
     with open(archive, "rb") as raw, tarfile.open(fileobj=raw, mode="r:*") as tar:
         for member in tar:
             bar.update(raw.tell() - bar.n)
             if not select(member.name):
                 continue
-            if "\0" in member.name or "\0" in member.linkname:  # possible in a crafted PAX header
-                raise _refusal(archive, root, member.name, "has a NUL byte in its name")
-            if member.issym() or member.islnk():
-                links.add(member)
-            elif member.isfile() or member.isdir():
-                _check_member(archive, root, member.name)
-                tar.extract(member, root, set_attrs=False, **_TAR_FILTER)
-            else:
-                raise _refusal(archive, root, member.name, "is a device or fifo")
+            if not (member.isfile() or member.isdir() or member.issym() or member.islnk()):
+                raise UserError(f"unsafe archive {archive}: member {member.name!r} is a device or fifo; refused")
+            link = member.linkname if (member.issym() or member.islnk()) else None
+            _check_member(archive, root, member.name, link, link_from_root=member.islnk())
+            tar.extract(member, root, set_attrs=False, **_TAR_FILTER)
             count += 1
-    links.create()
     return count
 
 
@@ -297,11 +221,8 @@ def unpack(archive: str, target_dir: str, select: Callable[[str], bool] | None =
             if zipfile.is_zipfile(archive):
                 return _unpack_zip(archive, root, keep, bar)
             return _unpack_tar(archive, root, keep, bar)
-        except (tarfile.TarError, zipfile.BadZipFile, EOFError, UnicodeError) as e:
-            raise UserError(f"cannot unpack {archive}: {e}; the archive is damaged: delete it and rerun") from None
-        except OSError as e:  # a name longer than the file system allows, a full disk, ...
-            raise UserError(f"cannot unpack {archive}: {e.strerror}: {e.filename!r}; free space, or if the "
-                            f"name is at fault, delete the archive and download it from the official source") from None
+        except (tarfile.TarError, zipfile.BadZipFile, EOFError) as e:
+            raise UserError(f"cannot unpack {archive}: {e}; the archive is damaged: delete it and rerun") from e
 
 
 class Stages:
