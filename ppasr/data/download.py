@@ -202,6 +202,8 @@ def _link_stays_inside(root: str, parts: tuple[str, ...], link: str, links: dict
     Every link on the way is followed as the kernel would (``links``: the archive's final symlinks);
     where the path leaves what the archive creates, the files already on disk decide (realpath).
     """
+    if link.startswith("/") or "\0" in link:
+        return False
     stack, pending, hops = list(parts[:-1]), link.split("/"), 0
     while pending:
         part = pending.pop(0)
