@@ -393,11 +393,12 @@ def _hostile_aishell(path: Path, kind: str, outside: Path) -> None:
             _add_symlink(tar, "data_aishell/up", "l2/../..")
             _add_symlink(tar, "data_aishell/l2", ".")
             _add_hardlink(tar, "data_aishell/wav/S0002.wav", "data_aishell/up/sentinel.txt")
-        elif kind == "inner_through_link":  # a speaker "archive" that is a link to one beside the target
-            _add_symlink(tar, "data_aishell/wav/S0002.tar.gz", "../../../victim.tar.gz")
+        elif kind == "inner_through_link":  # a speaker "archive" that is a link (via a chain) to one outside
+            _add_symlink(tar, "data_aishell/wav/S0002.tar.gz", "../l2/l2/../../victim.tar.gz")
+            _add_symlink(tar, "data_aishell/l2", ".")
         elif kind == "inner_link_chain":  # the outer archive is clean; a speaker archive carries the chain
             _add_bytes(tar, "data_aishell/wav/S0002.tar.gz", _speaker_targz(
-                {"train/S0002/BAC009S0002W0122.wav": b"RIFF"}, {"a": "l2/../../../..", "l2": "."}))
+                {"train/S0002/BAC009S0002W0122.wav": b"RIFF"}, {"a": "l2/l2/l2/../../..", "l2": "."}))
         elif kind == "long_name":
             _add_bytes(tar, "data_aishell/wav/" + "长" * 100 + ".wav", b"RIFF")
         elif kind == "nul_in_pax":
