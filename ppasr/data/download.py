@@ -175,6 +175,8 @@ class _Member:
 
 
 def _refusal(archive: str, root: str, name: str, reason: str) -> UserError:
+    if len(name) > 200:  # a hostile name can be megabytes long: keep the error to one readable line
+        name = name[:200] + "…"
     return UserError(f"unsafe archive {archive}: member {name!r} {reason}; refused, nothing was unpacked "
                      f"into {root}. Delete the archive and download it from the official source")
 
@@ -239,8 +241,8 @@ def _check_all(archive: str, root: str, entries: list[tuple[str, str, int, str, 
     members, links, known = [], {}, set()
     for name, kind, size, link, source in entries:
         if kind not in ("file", "dir", "symlink"):
-            raise _refusal(archive, root, name, f"is a {kind} (corpus archives hold only files, folders and "
-                                                f"links inside them)")
+            raise _refusal(archive, root, name, f"is a {kind} (only files, folders and symlinks that stay "
+                                                f"inside are accepted: no corpus needs more)")
         member = _Member(_parts(archive, root, name, limits), kind, size, link, source)
         if not member.parts:
             continue
@@ -275,7 +277,8 @@ def _real_dir(archive: str, root: str, parts: tuple[str, ...]) -> str:
         except FileExistsError:
             if os.path.islink(path) or not os.path.isdir(path):
                 raise _refusal(archive, root, "/".join(parts), f"would be written through {path}, which is "
-                                                               f"a link or a file on disk")
+                                                               f"a link or a file on disk (to keep a corpus on "
+                                                               f"another disk, make the target folder a link)")
     return path
 
 
