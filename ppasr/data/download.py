@@ -160,7 +160,7 @@ def is_inside(root: str, path: str) -> bool:
     return real == root or real.startswith(root.rstrip(os.sep) + os.sep)
 
 
-MAX_MEMBERS = 1_000_000  # the largest corpus we fetch (THCHS-30) has ~50k; a flood of headers is an attack
+MAX_MEMBERS = 500_000  # the largest corpus we fetch (THCHS-30) has ~50k; a flood of headers is an attack
 _LINK_HOPS = 40  # as the kernel's limit on symlinks followed while resolving one path
 
 
@@ -276,9 +276,9 @@ def _real_dir(archive: str, root: str, parts: tuple[str, ...]) -> str:
             os.mkdir(path)
         except FileExistsError:
             if os.path.islink(path) or not os.path.isdir(path):
-                raise _refusal(archive, root, "/".join(parts), f"would be written through {path}, which is "
-                                                               f"a link or a file on disk (to keep a corpus on "
-                                                               f"another disk, make the target folder a link)")
+                raise UserError(f"cannot unpack {archive}: {path} is a link or a file, and nothing is written "
+                                f"through one. Remove it and rerun (to keep a corpus on another disk, make "
+                                f"the target folder itself a link)")
     return path
 
 
