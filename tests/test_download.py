@@ -401,10 +401,6 @@ def _hostile_aishell(path: Path, kind: str, outside: Path) -> None:
                 {"train/S0002/BAC009S0002W0122.wav": b"RIFF"}, {"a": "l2/l2/l2/../../..", "l2": "."}))
         elif kind == "long_name":
             _add_bytes(tar, "data_aishell/wav/" + "长" * 100 + ".wav", b"RIFF")
-        elif kind == "bigger_than_disk":  # a header that declares a petabyte (and brings no data)
-            info = tarfile.TarInfo("data_aishell/wav/S0002.tar.gz")
-            info.size = 1 << 50
-            tar.addfile(info)
         elif kind == "nul_in_pax":
             info = tarfile.TarInfo("data_aishell/wav/a.wav")
             info.pax_headers, info.size = {"path": "data_aishell/wav/a\x00/../../../../sentinel.txt"}, 1
@@ -414,8 +410,7 @@ def _hostile_aishell(path: Path, kind: str, outside: Path) -> None:
 
 
 @pytest.mark.parametrize("kind", ["link_chain", "absolute_symlink", "hardlink_out", "inner_through_link",
-                                  "inner_link_chain", "long_name", "nul_in_pax", "bigger_than_disk",
-                                  "truncated"])
+                                  "inner_link_chain", "long_name", "nul_in_pax", "truncated"])
 def test_hostile_archive_touches_nothing_outside(tmp_path, kind):
     """``aishell.py --archive=evil.tgz --md5=None``: one error line; the files beside the target stay as they were."""
     clone = make_clone(tmp_path / "clone")

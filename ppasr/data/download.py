@@ -369,7 +369,7 @@ def unpack(archive: str, target_dir: str, select: Callable[[str], bool] | None =
             raise UserError(f"unsafe archive {archive}: {e}; refused. Delete the archive and download it "
                             f"from the official source") from e
         except OSError as e:
-            if e.errno is None:  # bz2 and others report bad data as a bare OSError
+            if e.errno is None or not member:  # bad data (bz2 says so with a bare OSError) or reading failed
                 raise _damaged(archive, e) from e
             where = os.path.join(root, *member.parts) if member else root
             raise UserError(f"cannot unpack {archive}: {where}: {e.strerror}; fix that (e.g. free some "
