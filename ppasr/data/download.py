@@ -234,8 +234,8 @@ def _check_all(archive: str, root: str, entries: list[tuple[str, str, int, str, 
     """Check every member before anything is written, so that a refused archive leaves no trace.
 
     Refused: absolute paths, ``..``, NUL bytes, names too long for the file system, hard links,
-    devices and fifos, anything inside a symlink, symlinks whose final target (after the whole
-    archive is applied) leaves ``root``, and more bytes than the disk has free.
+    devices and fifos, anything inside a symlink (of the archive or already on disk), symlinks whose
+    final target (after the whole archive is applied) leaves ``root``, and more bytes than the disk has free.
     """
     limits = (os.pathconf(root, "PC_NAME_MAX"), os.pathconf(root, "PC_PATH_MAX"))
     members, links, known = [], {}, set()
@@ -253,6 +253,12 @@ def _check_all(archive: str, root: str, entries: list[tuple[str, str, int, str, 
             links[member.parts] = link
         else:
             links.pop(member.parts, None)
+    folders = {m.parts[:i] for m in members for i in range(1, len(m.parts) + (m.kind == "dir"))}
+    for folder in sorted(folders):  # a link already on disk where the archive needs a folder (a former run's?)
+        if os.path.islink(os.path.join(root, *folder)):
+            raise UserError(f"cannot unpack {archive}: {os.path.join(root, *folder)} is a link, and nothing is "
+                            f"written through one. Remove it and rerun (to keep a corpus on another disk, make "
+                            f"the target folder itself a link)")
     ever_links = {m.parts for m in members if m.kind == "symlink"}
     for m in members:
         shown = "/".join(m.parts)
