@@ -358,3 +358,84 @@ def test_unsafe_member_is_refused(tmp_path, server, kind):
     assert proc.stderr.strip().splitlines()[-1].startswith("error: unsafe archive "), proc.stderr
     assert not list(tmp_path.rglob("escaped.txt")) and not (clone / "escaped.txt").exists()
     assert not (clone / "dataset" / "annotation").exists()
+
+
+def _add_hardlink(tar: tarfile.TarFile, name: str, target: str) -> None:
+    info = tarfile.TarInfo(name)
+    info.type, info.linkname = tarfile.LNKTYPE, target
+    tar.addfile(info)
+
+
+def _speaker_targz(members: dict[str, bytes], links: dict[str, str] | None = None) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        for name, data in members.items():
+            _add_bytes(tar, name, data)
+        for name, target in (links or {}).items():
+            _add_symlink(tar, name, target)
+    return buffer.getvalue()
+
+
+TRANSCRIPT = {"data_aishell/transcript/aishell_transcript_v0.8.txt": "BAC009S0002W0122 你好\n".encode()}
+
+
+def _hostile_aishell(path: Path, kind: str, outside: Path) -> None:
+    """An AISHELL-shaped archive that tries to reach ``outside`` (the folder holding the target)."""
+    with tarfile.open(path, "w:gz", format=tarfile.PAX_FORMAT) as tar:
+        for name, data in TRANSCRIPT.items():
+            _add_bytes(tar, name, data)
+        if kind == "link_chain":  # issue 16: each link looks harmless while the next does not exist yet
+            _add_symlink(tar, "data_aishell/wav", "l2/../..")
+            _add_symlink(tar, "data_aishell/l2", ".")
+        elif kind == "absolute_symlink":
+            _add_symlink(tar, "data_aishell/wav", str(outside))
+        elif kind == "hardlink_out":  # a chain first, then a hard link through it to a file outside
+            _add_symlink(tar, "data_aishell/up", "l2/../..")
+            _add_symlink(tar, "data_aishell/l2", ".")
+            _add_hardlink(tar, "data_aishell/wav/S0002.wav", "data_aishell/up/sentinel.txt")
+        elif kind == "inner_through_link":  # a speaker "archive" that is a link (via a chain) to one outside
+            _add_symlink(tar, "data_aishell/wav/S0002.tar.gz", "../l2/l2/../../victim.tar.gz")
+            _add_symlink(tar, "data_aishell/l2", ".")
+        elif kind == "inner_link_chain":  # the outer archive is clean; a speaker archive carries the chain
+            _add_bytes(tar, "data_aishell/wav/S0002.tar.gz", _speaker_targz(
+                {"train/S0002/BAC009S0002W0122.wav": b"RIFF"}, {"a": "l2/l2/l2/../../..", "l2": "."}))
+        elif kind == "long_name":
+            _add_bytes(tar, "data_aishell/wav/" + "长" * 100 + ".wav", b"RIFF")
+        elif kind == "nul_in_pax":
+            info = tarfile.TarInfo("data_aishell/wav/a.wav")
+            info.pax_headers, info.size = {"path": "data_aishell/wav/a\x00/../../../../sentinel.txt"}, 1
+            tar.addfile(info, io.BytesIO(b"x"))
+        else:
+            raise ValueError(kind)
+
+
+@pytest.mark.parametrize("kind", ["link_chain", "absolute_symlink", "hardlink_out", "inner_through_link",
+                                  "inner_link_chain", "long_name", "nul_in_pax", "truncated"])
+def test_hostile_archive_touches_nothing_outside(tmp_path, kind):
+    """``aishell.py --archive=evil.tgz --md5=None``: one error line; the files beside the target stay as they were."""
+    clone = make_clone(tmp_path / "clone")
+    dataset = clone / "dataset"  # the target is dataset/audio: plant what the attack aims at beside it
+    dataset.mkdir()
+    (dataset / "sentinel.txt").write_text("mine\n")
+    (dataset / "victim.tar.gz").write_bytes(_speaker_targz({"sentinel.txt": b"overwritten\n"}))
+    before = {p.name: p.read_bytes() for p in dataset.iterdir()}
+    evil = tmp_path / "evil.tgz"
+    if kind == "truncated":
+        _hostile_aishell(evil, "long_name", dataset)
+        good = io.BytesIO()
+        with tarfile.open(fileobj=good, mode="w:gz") as tar:
+            for i in range(20):
+                _add_bytes(tar, f"data_aishell/wav/{i}.wav", os.urandom(20000))
+        evil.write_bytes(good.getvalue()[:len(good.getvalue()) // 2])
+    else:
+        _hostile_aishell(evil, kind, dataset)
+    proc = download(clone, "aishell.py", f"--archive={evil}", "--md5=None", check=False)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+    error = proc.stderr.strip().splitlines()[-1]
+    named = "data_aishell/wav/S0002.tar.gz" if kind == "inner_link_chain" else str(evil)
+    assert error.startswith("error: ") and named in error, proc.stderr
+    assert {p.name: p.read_bytes() for p in dataset.iterdir() if p.name != "audio"} == before
+    assert not (dataset / "annotation").exists()
+    if not kind.startswith("inner"):  # the outer archive is refused before anything is written
+        assert not (dataset / "audio" / "data_aishell").exists()
+    assert not (clone / "sentinel.txt").exists() and not (tmp_path / "sentinel.txt").exists()

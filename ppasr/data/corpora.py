@@ -15,7 +15,7 @@ from typing import Callable, Iterator
 from tqdm import tqdm
 
 from ppasr.cli import download_parser, noise_download_parser
-from ppasr.data.download import Stages, download, unpack, verify_md5
+from ppasr.data.download import Stages, download, is_inside, unpack, verify_md5
 from ppasr.data.prepare import TEST_ANNOTATION, merge_test_lines, write_lines
 from ppasr.errors import UserError, run_main
 from ppasr.logger import logger, setup_logging
@@ -59,12 +59,23 @@ def _wav_files(folder: str) -> Iterator[str]:
 
 
 def _unpack_speaker_archives(data_dir: str) -> None:
-    """AISHELL's wav/ holds one <speaker>.tar.gz per speaker (members <split>/<speaker>/*.wav)."""
+    """AISHELL's wav/ holds one <speaker>.tar.gz per speaker (members <split>/<speaker>/*.wav).
+
+    Only regular files inside ``data_dir`` are unpacked and deleted: the walk follows no link, so a
+    link in the corpus archive cannot make us unpack over, or delete, anything outside it.
+    """
+    root = os.path.realpath(data_dir)
     wav_dir = os.path.join(data_dir, "wav")
+    if os.path.islink(wav_dir) or not os.path.isdir(wav_dir):
+        raise UserError(f"{wav_dir} is not a folder: is the archive the AISHELL-1 archive? Delete {data_dir} "
+                        f"and rerun")
     logger.info(f"unpacking the speaker archives in {wav_dir}")
-    archives = sorted(os.path.join(root, name) for root, _, names in os.walk(wav_dir)
+    archives = sorted(os.path.join(top, name) for top, _, names in os.walk(wav_dir, followlinks=False)
                       for name in names if name.endswith(".tar.gz"))
     for archive in tqdm(archives, desc="speaker archives", unit="archive", mininterval=1.0):
+        if os.path.islink(archive) or not os.path.isfile(archive) or not is_inside(root, archive):
+            raise UserError(f"{archive} is a link or not a file: refused to unpack or delete it. Delete "
+                            f"{data_dir} and rerun with the official AISHELL-1 archive")
         unpack(archive, os.path.dirname(archive), progress=False)
         os.remove(archive)  # unpacked from the corpus archive by us: done with it
 
@@ -160,7 +171,7 @@ def fetch_and_unpack(corpus: Corpus, target_dir: str, unpack_dir: str, url: str,
                 stages.mark("downloaded", downloaded_archive=source)
         logger.info(f"unpacking {source} -> {unpack_dir}")
         unpack(source, unpack_dir, corpus.members)
-        if not os.path.isdir(data_dir):
+        if os.path.islink(data_dir) or not os.path.isdir(data_dir):
             raise UserError(f"{source} has no {corpus.folder}/ folder: is it the {corpus.title} archive?")
         stages.mark("archive unpacked")
     if corpus.after_unpack is not None:

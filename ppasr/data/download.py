@@ -2,20 +2,26 @@
 
 Used by the ``download_data/`` scripts. A download goes to ``<name>.part`` and is resumed with an
 HTTP Range request after any interruption (in the same run, with backoff, or in the next run); it
-gets its final name only when complete and its md5 matches. Unpacking refuses any member that would
-land outside the target folder (absolute paths, ``..``, links pointing out, device files).
+gets its final name only when complete and its md5 matches. Unpacking checks every member before it
+writes anything and refuses an archive with a member that could reach outside the target folder
+(absolute paths, ``..``, hard links, symlinks resolving outside, devices); it never writes through a link.
 """
 from __future__ import annotations
 
+import gzip
 import hashlib
 import http.client
 import json
+import lzma
 import os
+import shutil
 import tarfile
 import time
 import urllib.error
 import urllib.request
 import zipfile
+import zlib
+from dataclasses import dataclass
 from typing import Callable
 
 from tqdm import tqdm
@@ -26,8 +32,6 @@ from ppasr.logger import logger
 USER_AGENT = "ppasr-download/1.0 (+https://github.com/yeyupiaoling/PPASR)"
 CHUNK_BYTES = 1 << 20
 NETWORK_ERRORS = (urllib.error.URLError, http.client.HTTPException, ConnectionError, TimeoutError)
-# tarfile's own safety filter (Python 3.11.4+) backs up our member checks; older Pythons rely on ours.
-_TAR_FILTER = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
 
 
 def md5sum(path: str) -> str:
@@ -150,79 +154,232 @@ def verify_md5(path: str, md5: str | None, keep_aside: bool) -> None:
     raise UserError(message)
 
 
-def _inside(root: str, path: str) -> bool:
+def is_inside(root: str, path: str) -> bool:
+    """Whether ``path``, all links resolved, is ``root`` (a realpath) or lies below it."""
     real = os.path.realpath(path)
     return real == root or real.startswith(root.rstrip(os.sep) + os.sep)
 
 
-def _check_member(archive: str, root: str, name: str, link: str | None = None,
-                  link_from_root: bool = False) -> str:
-    """Return where member ``name`` lands under ``root``; refuse it if that (or its link) is outside."""
-    def refuse(reason: str) -> UserError:
-        return UserError(f"unsafe archive {archive}: member {name!r} {reason}; refused (nothing was "
-                         f"written outside {root}). Delete the archive and download it from the official source")
+MAX_MEMBERS = 500_000  # the largest corpus we fetch (THCHS-30) has ~50k; a flood of headers is an attack
+_LINK_HOPS = 40  # as the kernel's limit on symlinks followed while resolving one path
 
+
+@dataclass
+class _Member:
+    """One archive member, checked: where it lands (path parts under the target) and what it is."""
+    parts: tuple[str, ...]
+    kind: str  # "file", "dir" or "symlink"
+    size: int
+    link: str
+    source: object  # TarInfo or ZipInfo, to read the data from
+
+
+def _refusal(archive: str, root: str, name: str, reason: str) -> UserError:
+    if len(name) > 200:  # a hostile name can be megabytes long: keep the error to one readable line
+        name = name[:200] + "…"
+    return UserError(f"unsafe archive {archive}: member {name!r} {reason}; refused, nothing was unpacked "
+                     f"into {root}. Delete the archive and download it from the official source")
+
+
+def _parts(archive: str, root: str, name: str, limits: tuple[int, int]) -> tuple[str, ...]:
+    """The path parts of member ``name`` under ``root``; refuse absolute, ``..``, NUL and over-long names."""
+    if "\0" in name:
+        raise _refusal(archive, root, name, "has a NUL byte in its name")
     if os.path.isabs(name) or name.startswith(("/", "\\")) or os.path.splitdrive(name)[0]:
-        raise refuse("has an absolute path")
-    destination = os.path.join(root, name)
-    if not _inside(root, destination):
-        raise refuse("would land outside the target folder")
-    if link is not None:
-        if os.path.isabs(link) or link.startswith(("/", "\\")) or os.path.splitdrive(link)[0]:
-            raise refuse(f"is a link to the absolute path {link!r}")
-        base = root if link_from_root else os.path.dirname(destination)
-        if not _inside(root, os.path.join(base, link)):
-            raise refuse(f"is a link to {link!r}, outside the target folder")
-    return destination
+        raise _refusal(archive, root, name, "has an absolute path")
+    parts = tuple(p for p in name.split("/") if p not in ("", "."))
+    if ".." in parts:
+        raise _refusal(archive, root, name, "has a '..' in its path")
+    name_max, path_max = limits
+    if any(len(os.fsencode(p)) > name_max for p in parts) or \
+            len(os.fsencode(os.path.join(root, *parts))) >= path_max:
+        raise _refusal(archive, root, name, f"has a name longer than this file system allows "
+                                            f"({name_max} bytes a name, {path_max} a path)")
+    return parts
 
 
-def _unpack_tar(archive: str, root: str, select: Callable[[str], bool], bar: tqdm) -> int:
-    count = 0
-    with open(archive, "rb") as raw, tarfile.open(fileobj=raw, mode="r:*") as tar:
-        for member in tar:
-            bar.update(raw.tell() - bar.n)
-            if not select(member.name):
-                continue
-            if not (member.isfile() or member.isdir() or member.issym() or member.islnk()):
-                raise UserError(f"unsafe archive {archive}: member {member.name!r} is a device or fifo; refused")
-            link = member.linkname if (member.issym() or member.islnk()) else None
-            _check_member(archive, root, member.name, link, link_from_root=member.islnk())
-            tar.extract(member, root, set_attrs=False, **_TAR_FILTER)
-            count += 1
-    return count
+def _link_stays_inside(root: str, parts: tuple[str, ...], link: str, links: dict, known: set) -> bool:
+    """Whether symlink ``parts -> link`` resolves inside ``root`` once the whole archive is unpacked.
+
+    Every link on the way is followed as the kernel would (``links``: the archive's final symlinks);
+    where the path leaves what the archive creates, the files already on disk decide (realpath).
+    """
+    if link.startswith("/") or "\0" in link:
+        return False
+    stack, pending, hops = list(parts[:-1]), link.split("/"), 0
+    while pending:
+        part = pending.pop(0)
+        if part in ("", "."):
+            continue
+        if part == "..":
+            if not stack:
+                return False
+            stack.pop()
+            continue
+        stack.append(part)
+        key = tuple(stack)
+        if key in links:
+            hops += 1
+            target = links[key]
+            if hops > _LINK_HOPS or target.startswith("/") or "\0" in target:
+                return False
+            stack.pop()
+            pending = target.split("/") + pending
+        elif key not in known:
+            return is_inside(root, os.path.join(root, *stack, *pending))
+    return True
 
 
-def _unpack_zip(archive: str, root: str, select: Callable[[str], bool], bar: tqdm) -> int:
-    count = 0
-    with zipfile.ZipFile(archive) as zf:
-        for info in zf.infolist():
-            bar.update(info.compress_size)
-            if select(info.filename):
-                _check_member(archive, root, info.filename)
-                zf.extract(info, root)
-                count += 1
-    return count
+def _check_all(archive: str, root: str, entries: list[tuple[str, str, int, str, object]]) -> list[_Member]:
+    """Check every member before anything is written, so that a refused archive leaves no trace.
+
+    Refused: absolute paths, ``..``, NUL bytes, names too long for the file system, hard links,
+    devices and fifos, anything inside a symlink (of the archive or already on disk), symlinks whose
+    final target (after the whole archive is applied) leaves ``root``, and more bytes than the disk has free.
+    """
+    limits = (os.pathconf(root, "PC_NAME_MAX"), os.pathconf(root, "PC_PATH_MAX"))
+    members, links, known = [], {}, set()
+    for name, kind, size, link, source in entries:
+        if kind not in ("file", "dir", "symlink"):
+            raise _refusal(archive, root, name, f"is a {kind} (only files, folders and symlinks that stay "
+                                                f"inside are accepted: no corpus needs more)")
+        member = _Member(_parts(archive, root, name, limits), kind, size, link, source)
+        if not member.parts:
+            continue
+        members.append(member)
+        for i in range(1, len(member.parts) + 1):
+            known.add(member.parts[:i])
+        if kind == "symlink":
+            links[member.parts] = link
+        else:
+            links.pop(member.parts, None)
+    folders = {m.parts[:i] for m in members for i in range(1, len(m.parts) + (m.kind == "dir"))}
+    for folder in sorted(folders):  # a link already on disk where the archive needs a folder (a former run's?)
+        if os.path.islink(os.path.join(root, *folder)):
+            raise UserError(f"cannot unpack {archive}: {os.path.join(root, *folder)} is a link, and nothing is "
+                            f"written through one. Remove it and rerun (to keep a corpus on another disk, make "
+                            f"the target folder itself a link)")
+    ever_links = {m.parts for m in members if m.kind == "symlink"}
+    for m in members:
+        shown = "/".join(m.parts)
+        if any(m.parts[:i] in ever_links for i in range(1, len(m.parts))):
+            raise _refusal(archive, root, shown, "lies inside a symlink of the archive")
+        if m.kind == "symlink" and not _link_stays_inside(root, m.parts, m.link, links, known):
+            raise _refusal(archive, root, shown, f"is a link to {m.link!r}, which leaves the target folder")
+    needed, free = sum(m.size for m in members), shutil.disk_usage(root).free
+    if needed > free:
+        raise UserError(f"{archive} unpacks to {_mib(needed)} but {root} has only {_mib(free)} free; "
+                        f"free some space and rerun")
+    return members
+
+
+def _real_dir(archive: str, root: str, parts: tuple[str, ...]) -> str:
+    """Create the folders ``parts`` under ``root`` without ever following a link; return the path."""
+    path = root
+    for part in parts:
+        path = os.path.join(path, part)
+        try:
+            os.mkdir(path)
+        except FileExistsError:
+            if os.path.islink(path) or not os.path.isdir(path):
+                raise UserError(f"cannot unpack {archive}: {path} is a link or a file, and nothing is written "
+                                f"through one. Remove it and rerun (to keep a corpus on another disk, make "
+                                f"the target folder itself a link)")
+    return path
+
+
+def _write(archive: str, root: str, member: _Member, read: Callable[[object], object]) -> None:
+    """Write one checked member; an existing file or link at its place is replaced, never followed."""
+    parent = _real_dir(archive, root, member.parts[:-1])
+    if member.kind == "dir":
+        _real_dir(archive, root, member.parts)
+        return
+    path = os.path.join(parent, member.parts[-1])
+    if os.path.lexists(path) and not os.path.isdir(path) or os.path.islink(path):
+        os.unlink(path)
+    if member.kind == "symlink":
+        os.symlink(member.link, path)
+        return
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+    with os.fdopen(fd, "wb") as out, read(member.source) as data:
+        shutil.copyfileobj(data, out, CHUNK_BYTES)
+
+
+def _damaged(archive: str, error: Exception) -> UserError:
+    return UserError(f"cannot unpack {archive}: {error}; the archive is damaged or truncated: delete it "
+                     f"and rerun")
+
+
+def _tar_kind(info: tarfile.TarInfo) -> str:
+    if info.isfile():
+        return "file"
+    if info.isdir():
+        return "dir"
+    if info.issym():
+        return "symlink"
+    return "hard link" if info.islnk() else "device or fifo"
+
+
+def _tar_entries(tar: tarfile.TarFile, archive: str, select: Callable[[str], bool], bar: tqdm, raw) -> list:
+    entries = []
+    for count, info in enumerate(tar, 1):
+        bar.update(raw.tell() - bar.n)
+        if count > MAX_MEMBERS:
+            raise UserError(f"unsafe archive {archive}: more than {MAX_MEMBERS} members; refused")
+        if select(info.name):
+            entries.append((info.name, _tar_kind(info), info.size if info.isfile() else 0, info.linkname, info))
+    return entries
+
+
+def _zip_entries(zf: zipfile.ZipFile, archive: str, select: Callable[[str], bool]) -> list:
+    """Zip members; a member with symlink mode bits is written as a plain file (zipfile's own way)."""
+    infos = zf.infolist()
+    if len(infos) > MAX_MEMBERS:
+        raise UserError(f"unsafe archive {archive}: more than {MAX_MEMBERS} members; refused")
+    return [(i.filename, "dir" if i.is_dir() else "file", i.file_size, "", i) for i in infos if select(i.filename)]
 
 
 def unpack(archive: str, target_dir: str, select: Callable[[str], bool] | None = None,
            progress: bool = True) -> int:
     """Extract a tar (gz/bz2/xz) or zip archive into ``target_dir``; return the number of members.
 
-    ``select`` keeps only the members whose names it accepts. Members are checked one by one before
-    they are written, so an unsafe member stops the run before anything lands outside the target.
+    ``select`` keeps only the members whose names it accepts. All members are read and checked
+    first (see ``_check_all``); only then is anything written, member by member, never through a link.
     """
     os.makedirs(target_dir, exist_ok=True)
     root = os.path.realpath(target_dir)
     keep = select or (lambda _name: True)
     with tqdm(total=os.path.getsize(archive), unit="B", unit_scale=True, unit_divisor=1024,
-              desc=f"unpack {os.path.basename(archive)}", mininterval=1.0, leave=False,
+              desc=f"check {os.path.basename(archive)}", mininterval=1.0, leave=False,
               disable=not progress) as bar:
+        member = ""
         try:
             if zipfile.is_zipfile(archive):
-                return _unpack_zip(archive, root, keep, bar)
-            return _unpack_tar(archive, root, keep, bar)
-        except (tarfile.TarError, zipfile.BadZipFile, EOFError) as e:
-            raise UserError(f"cannot unpack {archive}: {e}; the archive is damaged: delete it and rerun") from e
+                with zipfile.ZipFile(archive) as zf:
+                    members = _check_all(archive, root, _zip_entries(zf, archive, keep))
+                    for member in members:
+                        _write(archive, root, member, zf.open)
+                return len(members)
+            with open(archive, "rb") as raw, tarfile.open(fileobj=raw, mode="r:*") as tar:
+                members = _check_all(archive, root, _tar_entries(tar, archive, keep, bar, raw))
+                bar.reset(total=len(members))
+                bar.set_description(f"unpack {os.path.basename(archive)}")
+                for member in members:
+                    _write(archive, root, member, tar.extractfile)
+                    bar.update(1)
+            return len(members)
+        except (tarfile.TarError, zipfile.BadZipFile, EOFError, zlib.error, lzma.LZMAError,
+                gzip.BadGzipFile) as e:
+            raise _damaged(archive, e) from e
+        except ValueError as e:  # e.g. a NUL byte in a PAX header that tarfile let through
+            raise UserError(f"unsafe archive {archive}: {e}; refused. Delete the archive and download it "
+                            f"from the official source") from e
+        except OSError as e:
+            if e.errno is None or not member:  # bad data (bz2 says so with a bare OSError) or reading failed
+                raise _damaged(archive, e) from e
+            where = os.path.join(root, *member.parts) if member else root
+            raise UserError(f"cannot unpack {archive}: {where}: {e.strerror}; fix that (e.g. free some "
+                            f"space) and rerun: the unpack starts over") from e
 
 
 class Stages:
