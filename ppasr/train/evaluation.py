@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Iterator
@@ -25,6 +26,7 @@ from ppasr.train.metrics import char_errors
 from ppasr.utils import loader_workers, read_vocabulary, require_file, select_device, set_paddle_threads
 
 Decode = Callable[[np.ndarray, np.ndarray], list[str]]
+logger = logging.getLogger("ppasr")
 
 
 @dataclass
@@ -67,6 +69,7 @@ class BatchOutput:
     probs: np.ndarray
     lengths: np.ndarray
     indices: np.ndarray
+    batch_id: int
     loss_sum: float = 0.0  # Σ finite per-utterance CTC losses (when asked for)
 
 
@@ -90,7 +93,7 @@ def forward_batches(model: paddle.nn.Layer, loader, ctc: paddle.nn.CTCLoss | Non
             with paddle.no_grad():
                 logits, out_len, _ = model(features, feature_lens)
                 output = BatchOutput(paddle.nn.functional.softmax(logits, axis=-1).numpy(), out_len.numpy(),
-                                     indices.numpy())
+                                     indices.numpy(), i)
                 if ctc is not None:
                     losses = ctc_loss_per_utterance(ctc, logits, out_len, labels, label_lens).numpy()
                     output.loss_sum = float(np.sum(losses[np.isfinite(losses)]))
@@ -108,11 +111,19 @@ def score(result: EvalResult, output: BatchOutput, dataset: ManifestDataset, dec
 
 
 def evaluate(model: paddle.nn.Layer, loader, dataset: ManifestDataset, decode: Decode,
-             ctc: paddle.nn.CTCLoss | None = None, progress: bool = True) -> EvalResult:
-    """Loss (with ``ctc``) and character errors of ``model`` over ``loader``."""
+             ctc: paddle.nn.CTCLoss | None = None, progress: bool = True, log_every: int = 0) -> EvalResult:
+    """Loss (with ``ctc``) and character errors of ``model`` over ``loader``.
+
+    ``log_every`` > 0 prints PPASR's ``Test batch`` line every that many batches (batch 0 included):
+    the batch's mean loss and the running mean per-utterance CER, as a3c1911's training log did.
+    """
     result = EvalResult()
     for output in forward_batches(model, loader, ctc, progress=progress):
+        before = result.utterances
         score(result, output, dataset, decode)
+        if log_every and output.batch_id % log_every == 0:
+            logger.info("Test batch: [%d/%d], loss: %.5f, cer: %.5f", output.batch_id, len(loader),
+                        output.loss_sum / max(result.utterances - before, 1), result.mean_utterance_cer)
     return result
 
 
