@@ -2,14 +2,18 @@
 infer_path.py, long audio, streaming chunks."""
 from __future__ import annotations
 
+import os
 import re
 import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile
 
-from conftest import TEST_WAV, run_cli
+from conftest import REPO, TEST_WAV, run_cli
 
 
 @pytest.fixture(scope="module")
@@ -55,3 +59,32 @@ def test_long_audio_and_streaming(exported, tmp_path, monkeypatch):
     probs = np.concatenate(frames)
     assert probs.shape == predictor.model.probabilities(samples, sr).shape
     assert isinstance(predictor.decode(probs)[1], str)
+
+
+def test_wheel_installs_the_package_and_its_entry_points(exported, tmp_path):
+    """pip wheel → a fresh venv (paddle etc. from the system site, the package only from the wheel) →
+    ``from ppasr.predict import Predictor`` and ``ppasr-infer-path`` on the exported model."""
+    source = tmp_path / "source"
+    shutil.copytree(REPO, source, ignore=shutil.ignore_patterns(
+        ".git", "dataset", "models", "log", "build", "*.egg-info", "demo_run", "__pycache__", ".pytest_cache"))
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(tmp_path / "wheel"),
+                    str(source)], check=True, env=env, timeout=300, capture_output=True)
+    wheel = next((tmp_path / "wheel").glob("ppasr-*.whl"))
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True, timeout=120)
+    python = venv / "bin" / "python"
+    subprocess.run([str(python), "-m", "pip", "install", "-q", "--no-deps", "--no-index", str(wheel)], check=True,
+                   env=env, timeout=300, capture_output=True)
+    probe = ("import pathlib, ppasr, ppasr.predict; from ppasr.predict import Predictor; "
+             "print(pathlib.Path(ppasr.__file__).parent)")
+    installed = Path(subprocess.run([str(python), "-c", probe], cwd=tmp_path, env=env, check=True, text=True,
+                                    capture_output=True, timeout=120).stdout.strip())
+    assert installed.is_relative_to(venv), installed
+    assert (installed / "serve" / "static" / "index.html").exists()
+    assert (venv / "share" / "ppasr" / "conf" / "augmentation.json").exists()
+    proc = subprocess.run([str(venv / "bin" / "ppasr-infer-path"), f"--wav_path={TEST_WAV}", "--use_gpu=False",
+                           f"--model_dir={exported / 'models/deepspeech2/infer'}", "--vocab_path=None"],
+                          cwd=tmp_path, env=env, text=True, capture_output=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert re.fullmatch(r"消耗时间：\d+ms, 识别结果: .*, 得分: \d+", proc.stdout.strip().splitlines()[-1])
