@@ -141,8 +141,8 @@ def _workers(p: FlagParser) -> None:
     _add(p, "num_workers", integer(0), 8, "读取数据的进程数量.")
 
 
-def _loader(p: FlagParser) -> None:
-    _add(p, "batch_size", integer(1), 32, "批量大小 (batch size).")
+def _loader(p: FlagParser, batch_size: int = 32) -> None:
+    _add(p, "batch_size", integer(1), batch_size, "批量大小 (batch size).")
     _workers(p)
 
 
@@ -283,8 +283,10 @@ def eval_parser() -> FlagParser:
 
 def tune_parser() -> FlagParser:
     p = FlagParser(description="Grid-search alpha/beta for LM beam search (PPASR tools/tune.py).")
-    _add(p, "num_batches", integer(1, sentinel=-1), -1, "用于评估的数据数量，当为-1时使用全部数据.")
-    _loader(p)
+    _add(p, "num_data", integer(1, sentinel=-1), -1, "用于评估的数据数量，当为-1时使用全部数据 (utterances).")
+    _loader(p, batch_size=16)
+    _add(p, "decoder", str, "ctc_greedy", "结果解码方法 (accepted as PPASR's tune.py did; tuning always uses "
+         "beam search).", choices=["ctc_beam_search", "ctc_greedy"])
     _beam_search(p)
     _add(p, "num_alphas", integer(1), 45, "用于调优的alpha候选项.")
     _add(p, "num_betas", integer(1), 8, "用于调优的beta候选项.")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 
 import numpy as np
@@ -24,8 +25,11 @@ def trained(trained_corpus, tmp_path):
 def test_eval_prints_cer_and_writes_results(trained):
     proc = run_cli("eval.py", MODEL, "--result_path=results.jsonl", "--num_workers=0", cwd=trained)
     assert "-----------  Configuration Arguments -----------" in proc.stdout
-    line = next(l for l in proc.stdout.splitlines() if "字错率 cer:" in l)
-    assert "消耗时间" in line
+    lines = proc.stdout.splitlines()
+    assert re.fullmatch(r"评估消耗时间：\d+s，字错率：\d\.\d{6}", lines[-1]), lines[-3:]  # a3c1911's last line
+    assert re.fullmatch(r"mean per-utterance cer: \d\.\d{5}", lines[-3]), lines[-3:]
+    line = lines[-2]
+    assert line.startswith("字错率 cer: ") and f"字错率：{float(line.split()[2]):.6f}" in lines[-1]
     rows = [json.loads(l) for l in (trained / "results.jsonl").read_text(encoding="utf-8").splitlines()]
     test_items = (trained / "dataset/manifest.test").read_text(encoding="utf-8").splitlines()
     assert len(rows) == len(test_items) and {"reference", "hypothesis", "distance"} <= set(rows[0])
@@ -89,7 +93,7 @@ def test_eval_with_built_lm_and_tune(trained):
         assert output.count("Reading ") <= 1 and banners <= 1, "the LM is loaded once"
     proc = run_cli("tools/tune.py", MODEL, "--lang_model_path=lm/tiny.arpa", "--num_alphas=2",
                    "--num_betas=2", "--num_proc_bsearch=2", "--num_workers=0", cwd=trained)
-    assert proc.stdout.count("alpha: ") == 4 and "best: alpha=" in proc.stdout
+    assert proc.stdout.count("字错率为：") == 4 and "【最后结果】当alpha为：" in proc.stdout
     assert (proc.stdout + proc.stderr).count("Reading ") <= 1
 
 
@@ -135,7 +139,7 @@ def test_tune_skips_a_batch_whose_audio_all_failed(trained):
                    "--lang_model_path=lm/tiny.arpa", "--num_alphas=1", "--num_betas=1", "--num_proc_bsearch=1",
                    "--num_workers=0", cwd=trained)
     assert "skipped 2 utterances whose audio could not be loaded" in proc.stdout
-    assert "best: alpha=" in proc.stdout
+    assert "【最后结果】当alpha为：" in proc.stdout
 
 
 def test_export_then_infer_matches_eval_hypothesis(trained):
@@ -245,3 +249,48 @@ def test_long_audio_split_on_silence(reference_audio):
     assert any(abs(s - (len(samples) + sr) / sr) < 1.0 for s in starts), starts
     for start, end in segments:
         assert end > start and end <= len(long_audio)
+
+
+# a3c1911's argparse definitions (flag: default) of eval.py and tools/tune.py: old command lines must run
+A3C1911_EVAL = {"batch_size": 32, "num_workers": 8, "alpha": 1.2, "beta": 0.35, "beam_size": 10,
+                "num_proc_bsearch": 8, "cutoff_prob": 1.0, "cutoff_top_n": 40, "use_model": "deepspeech2",
+                "test_manifest": "dataset/manifest.test", "dataset_vocab": "dataset/vocabulary.txt",
+                "mean_std_path": "dataset/mean_std.npz", "resume_model": "models/deepspeech2/epoch_50/",
+                "decoder": "ctc_greedy", "lang_model_path": "lm/zh_giga.no_cna_cmn.prune01244.klm"}
+A3C1911_TUNE = {"num_data": -1, "batch_size": 16, "beam_size": 10, "num_proc_bsearch": 8, "num_alphas": 45,
+                "num_betas": 8, "alpha_from": 1.0, "alpha_to": 3.2, "beta_from": 0.1, "beta_to": 0.45,
+                "cutoff_prob": 1.0, "cutoff_top_n": 40, "use_model": "deepspeech2",
+                "test_manifest": "dataset/manifest.test", "dataset_vocab": "dataset/vocabulary.txt",
+                "mean_std_path": "dataset/mean_std.npz", "resume_model": "models/deepspeech2/epoch_50/",
+                "decoder": "ctc_greedy", "lang_model_path": "lm/zh_giga.no_cna_cmn.prune01244.klm"}
+
+
+@pytest.mark.parametrize("parser_name, flags", [("eval_parser", A3C1911_EVAL), ("tune_parser", A3C1911_TUNE)])
+def test_a3c1911_flags_and_defaults(parser_name, flags):
+    from ppasr import cli
+
+    parser = getattr(cli, parser_name)()
+    defaults = vars(parser.parse_args([]))
+    assert {name: defaults.get(name, "missing") for name in flags} == flags
+    old_command_line = [f"--{name}={value}" for name, value in flags.items()]
+    assert vars(parser.parse_args(old_command_line)).items() >= flags.items()
+
+
+def test_tune_with_a3c1911s_command_line_and_lines(trained):
+    run_cli("tools/build_lm.py", "--manifest", "dataset/manifest.train", "--output", "lm/tiny.arpa", cwd=trained)
+    proc = run_cli("tools/tune.py", "--num_data=5", "--batch_size=2", "--decoder=ctc_beam_search", "--num_alphas=2",
+                   "--num_betas=2", "--alpha_from=1.0", "--alpha_to=2.0", "--beta_from=0.1", "--beta_to=0.45",
+                   "--num_proc_bsearch=1", "--resume_model=models/deepspeech2/epoch_2/",
+                   "--lang_model_path=lm/tiny.arpa", cwd=trained)
+    lines = proc.stdout.splitlines()
+    start = lines.index("开始识别数据...")
+    assert lines[start + 1:start + 3] == ["开始使用识别结果解码...",
+                                          "解码alpha和beta的排列：[(1.0, 0.1), (1.0, 0.45), (2.0, 0.1), (2.0, 0.45)]"]
+    tried = [re.fullmatch(r"正在解码\[(\d)/4\]: \((\d\.\d\d), (\d\.\d\d)\)", l) for l in lines[start + 3::2]]
+    assert [m.groups() for m in tried[:4]] == [("0", "1.00", "0.10"), ("1", "1.00", "0.45"), ("2", "2.00", "0.10"),
+                                               ("3", "2.00", "0.45")], lines
+    results = [re.fullmatch(r"当alpha为：(\d\.\d{6}), beta为：(\d\.\d{6})，字错率为：(\d\.\d{6})", l)
+               for l in lines[start + 4::2][:4]]
+    assert all(results), lines
+    best = min(results, key=lambda m: float(m.group(3)))
+    assert lines[-1] == f"【最后结果】当alpha为：{best.group(1)}, beta为：{best.group(2)}，字错率最低，为：{best.group(3)}"

@@ -21,6 +21,7 @@ LOG_LINE = re.compile(r"^\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+\] Train epoch: \[
 TEST_LINE = re.compile(r"^\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+\] Test epoch: (\d+), "
                        r"time/epoch: \d+:\d\d:\d\d(?:\.\d{6})?, loss: [\d.]+, cer: ([\d.]+)$")
 MEAN_CER_LINE = re.compile(r"^\[.+\] mean per-utterance cer: [\d.]+$")
+TEST_BATCH_LINE = re.compile(r"^\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+\] Test batch: \[0/1\], loss: [\d.]+, cer: [\d.]+$")
 
 
 def load_params(path) -> dict:
@@ -39,6 +40,9 @@ def test_train_logs_checkpoints_and_visualdl(workdir):
     tests = [i for i, l in enumerate(lines) if "Test epoch" in l]
     assert [TEST_LINE.match(lines[i]).group(1) for i in tests] == ["1", "2"], out
     assert all(MEAN_CER_LINE.match(lines[i + 1]) for i in tests), out
+    for i in tests:  # a3c1911's test block: print('\n', '=' * 70), Test batch lines, Test epoch, print('=' * 70, '\n')
+        assert lines[i - 3:i - 1] == ["", " " + "=" * 70] and TEST_BATCH_LINE.match(lines[i - 1]), lines[i - 4:i + 4]
+        assert lines[i + 2:i + 4] == ["=" * 70 + " ", ""], lines[i - 4:i + 4]
     root = workdir / "models" / "deepspeech2"
     for epoch in (1, 2):
         folder = root / f"epoch_{epoch}"

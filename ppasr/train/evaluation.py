@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Iterator
@@ -25,6 +26,7 @@ from ppasr.train.metrics import char_errors
 from ppasr.utils import loader_workers, read_vocabulary, require_file, select_device, set_paddle_threads
 
 Decode = Callable[[np.ndarray, np.ndarray], list[str]]
+logger = logging.getLogger("ppasr")
 
 
 @dataclass
@@ -67,6 +69,7 @@ class BatchOutput:
     probs: np.ndarray
     lengths: np.ndarray
     indices: np.ndarray
+    batch_id: int
     loss_sum: float = 0.0  # Σ finite per-utterance CTC losses (when asked for)
 
 
@@ -75,7 +78,7 @@ def ctc_loss_per_utterance(ctc: paddle.nn.CTCLoss, logits, out_len, labels, labe
     return ctc(logits.transpose([1, 0, 2]), labels, out_len, label_lens, norm_by_times=True)
 
 
-def forward_batches(model: paddle.nn.Layer, loader, ctc: paddle.nn.CTCLoss | None = None, max_batches: int = -1,
+def forward_batches(model: paddle.nn.Layer, loader, ctc: paddle.nn.CTCLoss | None = None,
                     progress: bool = True) -> Iterator[BatchOutput]:
     """The model (in eval mode) over ``loader``; batches whose audio all failed to load are skipped."""
     was_training = model.training
@@ -83,14 +86,12 @@ def forward_batches(model: paddle.nn.Layer, loader, ctc: paddle.nn.CTCLoss | Non
     try:
         for i, (features, feature_lens, labels, label_lens, indices) in enumerate(
                 tqdm(loader, desc="eval", disable=not progress, leave=False)):
-            if 0 <= max_batches <= i:
-                break
             if is_placeholder(indices.numpy()):
                 continue
             with paddle.no_grad():
                 logits, out_len, _ = model(features, feature_lens)
                 output = BatchOutput(paddle.nn.functional.softmax(logits, axis=-1).numpy(), out_len.numpy(),
-                                     indices.numpy())
+                                     indices.numpy(), i)
                 if ctc is not None:
                     losses = ctc_loss_per_utterance(ctc, logits, out_len, labels, label_lens).numpy()
                     output.loss_sum = float(np.sum(losses[np.isfinite(losses)]))
@@ -108,11 +109,19 @@ def score(result: EvalResult, output: BatchOutput, dataset: ManifestDataset, dec
 
 
 def evaluate(model: paddle.nn.Layer, loader, dataset: ManifestDataset, decode: Decode,
-             ctc: paddle.nn.CTCLoss | None = None, progress: bool = True) -> EvalResult:
-    """Loss (with ``ctc``) and character errors of ``model`` over ``loader``."""
+             ctc: paddle.nn.CTCLoss | None = None, progress: bool = True, log_every: int = 0) -> EvalResult:
+    """Loss (with ``ctc``) and character errors of ``model`` over ``loader``.
+
+    ``log_every`` > 0 prints PPASR's ``Test batch`` line every that many batches (batch 0 included):
+    the batch's mean loss and the running mean per-utterance CER, as a3c1911's training log did.
+    """
     result = EvalResult()
     for output in forward_batches(model, loader, ctc, progress=progress):
+        before = result.utterances
         score(result, output, dataset, decode)
+        if log_every and output.batch_id % log_every == 0:
+            logger.info("Test batch: [%d/%d], loss: %.5f, cer: %.5f", output.batch_id, len(loader),
+                        output.loss_sum / max(result.utterances - before, 1), result.mean_utterance_cer)
     return result
 
 
@@ -156,37 +165,59 @@ def run_eval(args) -> EvalResult:
                 f.write(json.dumps({"reference": reference, "hypothesis": hypothesis, "distance": distance},
                                    ensure_ascii=False) + "\n")
         print(f"识别结果已写入 {args.result_path}")
-    print(f"消耗时间：{int(round((time.time() - start) * 1000))}ms, 字错率 cer: {result.cer:.5f} "
-          f"({result.errors} errors / {result.chars} characters, {result.utterances} utterances; "
-          f"mean per-utterance cer {result.mean_utterance_cer:.5f})")
+    print(f"mean per-utterance cer: {result.mean_utterance_cer:.5f}")
+    print(f"字错率 cer: {result.cer:.5f} ({result.errors} errors / {result.chars} characters, "
+          f"{result.utterances} utterances)")
+    print("评估消耗时间：%ds，字错率：%f" % (time.time() - start, result.cer))  # a3c1911's last line
     return result
 
 
 def run_tune(args) -> tuple[float, float, float]:
-    """Grid-search alpha/beta of LM beam search (PPASR tools/tune.py); print the best pair."""
+    """Grid-search alpha/beta of LM beam search with a3c1911's tools/tune.py lines; return the best
+    (cer, alpha, beta). The CER is the corpus CER (a3c1911: the mean of per-utterance CERs)."""
     vocabulary, dataset, loader, model = load_for_eval(args)
     try:
         load_language_model(args.lang_model_path)
     except (FileNotFoundError, ValueError) as e:
         raise UserError(str(e)) from None
-    outputs = list(forward_batches(model, loader, max_batches=args.num_batches))
+    print("开始识别数据...")
+    outputs = first_utterances(forward_batches(model, loader), args.num_data)
     evaluated = sum(len(output.indices) for output in outputs)
-    if args.num_batches == -1:
+    if args.num_data == -1:
         report_unreadable(dataset, evaluated)
     if not evaluated:
         raise UserError(f"no utterance of {args.test_manifest} could be loaded (reasons above)")
+    grid = [(round(float(alpha), 2), round(float(beta), 2))
+            for alpha in np.linspace(args.alpha_from, args.alpha_to, args.num_alphas)
+            for beta in np.linspace(args.beta_from, args.beta_to, args.num_betas)]
+    print("开始使用识别结果解码...")
+    print("解码alpha和beta的排列：%s" % grid)
     best = (np.inf, 0.0, 0.0)
-    for alpha in np.linspace(args.alpha_from, args.alpha_to, args.num_alphas):
-        for beta in np.linspace(args.beta_from, args.beta_to, args.num_betas):
-            result = EvalResult()
-            with BeamSearchDecoder(vocabulary, alpha=alpha, beta=beta, beam_size=args.beam_size,
-                                   cutoff_prob=args.cutoff_prob, cutoff_top_n=args.cutoff_top_n,
-                                   lang_model_path=args.lang_model_path,
-                                   num_processes=args.num_proc_bsearch) as decoder:
-                for output in outputs:
-                    score(result, output, dataset, decoder.decode_batch)
-            print(f"alpha: {alpha:.3f}, beta: {beta:.3f}, cer: {result.cer:.5f}", flush=True)
-            if result.cer < best[0]:
-                best = (result.cer, float(alpha), float(beta))
-    print(f"最优参数 best: alpha={best[1]:.3f}, beta={best[2]:.3f}, cer={best[0]:.5f}")
+    for i, (alpha, beta) in enumerate(grid):
+        print("正在解码[%d/%d]: (%.2f, %.2f)" % (i, len(grid), alpha, beta), flush=True)
+        result = EvalResult()
+        with BeamSearchDecoder(vocabulary, alpha=alpha, beta=beta, beam_size=args.beam_size,
+                               cutoff_prob=args.cutoff_prob, cutoff_top_n=args.cutoff_top_n,
+                               lang_model_path=args.lang_model_path,
+                               num_processes=args.num_proc_bsearch) as decoder:
+            for output in outputs:
+                score(result, output, dataset, decoder.decode_batch)
+        print("当alpha为：%f, beta为：%f，字错率为：%f" % (alpha, beta, result.cer), flush=True)
+        if result.cer < best[0]:
+            best = (result.cer, alpha, beta)
+    print("【最后结果】当alpha为：%f, beta为：%f，字错率最低，为：%f" % (best[1], best[2], best[0]))
     return best
+
+
+def first_utterances(outputs: Iterator[BatchOutput], count: int) -> list[BatchOutput]:
+    """The batches holding the first ``count`` utterances (-1: all), the last one cut to fit."""
+    kept, total = [], 0
+    for output in outputs:
+        if count != -1 and total + len(output.indices) >= count:
+            keep = count - total
+            kept.append(BatchOutput(output.probs[:keep], output.lengths[:keep], output.indices[:keep],
+                                    output.batch_id))
+            break
+        kept.append(output)
+        total += len(output.indices)
+    return kept

@@ -43,6 +43,7 @@ L2_DECAY = 1e-6  # Adam weight decay (PPASR's)
 CLIP_GLOBAL_NORM = 400.0  # gradient clipping by global norm (PPASR's)
 AMP_INIT_LOSS_SCALING = 1024.0  # first loss scale of mixed-precision training (GPU only)
 ETA_WINDOW = 100  # recent steps averaged for the ETA
+TEST_LOG_INTERVAL = 100  # a Test batch line every this many test batches (PPASR's)
 # what a resumed run takes over from its checkpoint's state.json
 RESUMED_STATE = ("run_id", "epoch", "batch_in_epoch", "step", "best_cer", "run_log_dir")
 
@@ -332,8 +333,11 @@ def log_train(run: Run, epoch: int, batch_id: int, batches: int, loss: float) ->
 def validate(run: Run) -> EvalResult:
     """Test loss and CER with greedy decoding, each rank on its shard, summed over ranks."""
     vocabulary = run.data.vocabulary
+    if run.is_main:
+        print("\n", "=" * 70, flush=True)  # PPASR's opening separator: an empty line, then " ===…"
     result = evaluate(run.model, run.data.test_loader, run.data.test_set,
-                      lambda probs, lengths: greedy_decode(probs, lengths, vocabulary), run.ctc, progress=run.is_main)
+                      lambda probs, lengths: greedy_decode(probs, lengths, vocabulary), run.ctc, progress=False,
+                      log_every=TEST_LOG_INTERVAL if run.is_main else 0)
     loss_sum, utterances, errors, chars, cer_sum = all_reduce_sum(
         [result.loss_sum, result.utterances, result.errors, result.chars, result.per_utterance_cer_sum],
         run.world_size)
@@ -341,14 +345,14 @@ def validate(run: Run) -> EvalResult:
 
 
 def report_test(run: Run, epoch: int, result: EvalResult, seconds: float) -> None:
-    """PPASR's ``Test epoch`` line exactly (``cer`` is the corpus CER), then PPASR's own figure."""
+    """PPASR's ``Test epoch`` line exactly (``cer`` is the corpus CER), then PPASR's own figure, then its
+    closing separator ("===… " and an empty line)."""
     if not run.is_main:
         return
-    print("=" * 70)
     logger.info("Test epoch: %d, time/epoch: %s, loss: %.5f, cer: %.5f", epoch, timedelta(seconds=seconds),
                 result.loss, result.cer)
     logger.info("mean per-utterance cer: %.5f", result.mean_utterance_cer)
-    print("=" * 70, flush=True)
+    print("=" * 70, "\n", flush=True)
     run.writer.add_scalar("Test cer", result.cer, epoch)
     run.writer.add_scalar("Test loss", result.loss, epoch)
 

@@ -1,0 +1,119 @@
+"""The command-line programs, one function each: the root scripts (``python3 train.py``) and the console
+entry points of an installed package (``ppasr-train``) both call these.
+
+Flags are parsed first and paddle is imported only after they are valid, so ``--help`` and flag errors
+are instant. A ``UserError`` ends a program with one ``error: …`` line (``run_main``).
+"""
+from __future__ import annotations
+
+from ppasr import cli
+from ppasr.errors import UserError, run_main
+from ppasr.utils import print_arguments
+
+
+def create_data() -> None:
+    """PPASR create_data.py: manifests, vocabulary, mean/std and noise manifest."""
+    def job() -> None:
+        args = cli.create_data_parser().parse_args()
+        from ppasr.data.prepare import create_data as prepare
+        print_arguments(args)
+        prepare(args)
+    run_main(job)
+
+
+def train() -> None:
+    """PPASR train.py (also under ``python -m paddle.distributed.launch``)."""
+    def job() -> None:
+        import os
+
+        args = cli.train_parser().parse_args()
+        from ppasr.train.trainer import train as run_training
+        if os.environ.get("PADDLE_TRAINER_ID", "0") == "0":
+            print_arguments(args)
+        run_training(args)
+    run_main(job)
+
+
+def evaluate() -> None:
+    """PPASR eval.py: the CER of a trained model."""
+    def job() -> None:
+        args = cli.eval_parser().parse_args()
+        from ppasr.train.evaluation import run_eval
+        print_arguments(args)
+        run_eval(args)
+    run_main(job)
+
+
+def export_model() -> None:
+    """PPASR export_model.py: an inference model (and its ONNX twin)."""
+    def job() -> None:
+        args = cli.export_parser().parse_args()
+        from ppasr.serve.export import export_model as export
+        print_arguments(args)
+        print(f"预测模型已保存：{export(args)}")
+    run_main(job)
+
+
+def infer_path() -> None:
+    """PPASR infer_path.py: transcribe one audio file."""
+    def job() -> None:
+        args = cli.infer_parser().parse_args()
+        from ppasr.serve.infer import infer_path as transcribe
+        print_arguments(args)
+        transcribe(args)
+    run_main(job)
+
+
+def infer_server() -> None:
+    """PPASR infer_server.py: the page, HTTP recognition and the streaming WebSocket."""
+    def job() -> None:
+        args = cli.server_parser().parse_args()
+        from ppasr.serve.server import serve
+        print_arguments(args)
+        serve(args)
+    run_main(job)
+
+
+def tune() -> None:
+    """PPASR tools/tune.py: grid-search alpha/beta of the LM beam search."""
+    def job() -> None:
+        args = cli.tune_parser().parse_args()
+        from ppasr.train.evaluation import run_tune
+        print_arguments(args)
+        run_tune(args)
+    run_main(job)
+
+
+def build_lm() -> None:
+    """tools/build_lm.py: an n-gram language model (ARPA) from your transcripts."""
+    def job() -> None:
+        args = cli.build_lm_parser().parse_args()
+        from ppasr.decode.lm_builder import build_lm as build
+        try:
+            model = build(args.manifest, args.output, order=args.order, token=args.token,
+                          build_binary=args.build_binary)
+        except (OSError, ValueError) as exc:
+            raise UserError(str(exc)) from None
+        sizes = ", ".join(f"{n}-grams: {count}" for n, count in enumerate(model.counts(), start=1))
+        print(f"wrote {args.output} ({model.token} tokens, order {model.order}; {sizes})")
+    run_main(job)
+
+
+def generate_audio() -> None:
+    """tools/generate_audio.py: a synthetic eSpeak NG corpus with its annotation file."""
+    def job() -> None:
+        args = cli.generate_audio_parser().parse_args()
+        from ppasr.demo.synth import generate_corpus, generate_noise
+        try:
+            annotation = generate_corpus(args.num_samples, seed=args.seed, language=args.language,
+                                         grammar=args.grammar, name=args.name, output_dir=args.output_dir,
+                                         num_workers=args.num_workers, backend=args.backend, split=args.split)
+            noise = generate_noise(args.noise_clips, seed=args.seed, language=args.language, grammar=args.grammar,
+                                   name=args.name, output_dir=args.output_dir,
+                                   backend=args.backend) if args.noise_clips else None
+        except (OSError, RuntimeError, ValueError) as exc:
+            raise UserError(str(exc)) from None
+        print(f"wrote {args.num_samples} {args.split} utterances; annotation: {annotation}")
+        if noise:
+            print(f"wrote {args.noise_clips} noise clips to {noise}")
+    run_main(job)
