@@ -158,14 +158,18 @@ class Utterance:
         self._stream = recognizer.predictor.new_stream()
         self._samples: list[np.ndarray] = []
         self._partial = IncrementalGreedyDecoder(recognizer.predictor.vocabulary)
+        self._text = ""
         self.samples = 0
 
     def accept(self, pcm: bytes) -> str:
         """Add 16-bit PCM; return the text so far (greedy over the frames the stream has computed)."""
+        if len(pcm) < 2:  # empty frames add nothing: a million of them must not grow ``_samples``
+            return self._text
         samples = np.frombuffer(pcm, dtype="<i2").astype(np.float32) / 32768.0
         self.samples += samples.shape[0]
         self._samples.append(samples)
-        return self._recognizer.text(self._partial.extend(self._stream.accept(samples)))
+        self._text = self._recognizer.text(self._partial.extend(self._stream.accept(samples)))
+        return self._text
 
     def finish(self) -> tuple[str, float]:
         """Final text and score of the whole utterance."""
