@@ -86,13 +86,13 @@ class Limits:
     max_upload_bytes: int
     max_audio_seconds: float  # per upload and per streamed utterance
     max_streams: int  # WebSocket streams open at once
-    max_uploads: int = 8  # HTTP recognition requests being read, queued or decoded at once
-    max_channels: int = 8
-    max_sample_rate: int = 192000
-    max_decoded_samples: int = 60_000_000  # frames x channels of one upload
-    stream_idle_seconds: float = 60.0  # a stream that sends no audio that long is closed
-    allowed_origins: tuple[str, ...] = ()  # besides the same origin; "*" = every origin (PPASR)
-    token: str | None = None
+    max_uploads: int  # HTTP recognition requests being read, queued or decoded at once
+    max_channels: int
+    max_sample_rate: int
+    max_decoded_samples: int  # frames x channels of one upload
+    stream_idle_seconds: float  # a stream that sends no audio that long is closed
+    allowed_origins: tuple[str, ...]  # besides the same origin; "*" = every origin (PPASR)
+    token: str | None
 
     def decode_limits(self) -> DecodeLimits:
         return DecodeLimits(self.max_channels, self.max_sample_rate, self.max_decoded_samples, self.max_audio_seconds)
@@ -581,11 +581,18 @@ def fit_connections_to_fd_limit(max_connections: int) -> int:
     return max_connections
 
 
-def is_loopback(host: str) -> bool:
+def exposure_warnings(host: str, port: int, token: str | None) -> list[str]:
+    """What the startup log says about who can reach the server (nothing when bound to loopback)."""
     try:
-        return ipaddress.ip_address(host).is_loopback
+        loopback = ipaddress.ip_address(host).is_loopback
     except ValueError:
-        return host == "localhost"
+        loopback = host == "localhost"
+    if loopback:
+        return []
+    who = (", with no authentication: anyone who can reach it can use it (set --token)" if token is None
+           else " (requests need --token)")
+    return [f"listening on {host}:{port}: reachable from other machines on the network{who}",
+            "to serve this machine only, start with --host=127.0.0.1"]
 
 
 def serve(args) -> None:
@@ -602,11 +609,8 @@ def serve(args) -> None:
                     stream_idle_seconds=args.stream_idle_seconds, allowed_origins=origins, token=args.token)
     max_connections = fit_connections_to_fd_limit(args.max_connections)
     app = create_app(Recognizer(predictor, decoder, args.to_an, limits))
-    if not is_loopback(args.host):
-        logger.warning(f"listening on {args.host}:{args.port}: reachable from other machines on the network"
-                       + (", with no authentication (anyone who can reach it can use it; set --token)"
-                          if args.token is None else " (requests need --token)"))
-        logger.warning("to serve this machine only, start with --host=127.0.0.1")
+    for line in exposure_warnings(args.host, args.port, args.token):
+        logger.warning(line)
     config = uvicorn.Config(app, host=args.host, port=args.port, log_level="info", ws_per_message_deflate=False,
                             ws_max_size=WS_MAX_FRAME_BYTES, limit_concurrency=max_connections, timeout_keep_alive=5,
                             http=guarded_protocol(max_connections, args.header_timeout, args.body_timeout))
