@@ -240,6 +240,7 @@ def create_app(recognizer: Recognizer) -> FastAPI:
                            allow_headers=["*"])
     open_streams = 0
     uploads = 0
+    warn_refused = RateLimitedWarning()
 
     @app.get("/", include_in_schema=False)
     async def page() -> FileResponse:
@@ -285,7 +286,7 @@ def create_app(recognizer: Recognizer) -> FastAPI:
         nonlocal open_streams
         refusal = refuse_request(websocket.headers, websocket.query_params.get("token"), limits)
         if refusal:  # before the handshake completes: the client gets HTTP 403
-            logger.warning(f"WebSocket refused: {refusal}")
+            warn_refused(f"WebSocket refused: {refusal}")
             await websocket.close(1008)
             return
         await websocket.accept()
