@@ -327,7 +327,7 @@ def server_parser() -> FlagParser:
     _add(p, "max_upload_mb", real(0.0, low_open=True), 32, "上传音频的最大大小 (MB); larger uploads get HTTP 413.")
     _add(p, "max_audio_seconds", real(0.0, low_open=True), 600, "一条音频的最大时长 (s): per upload and per streamed utterance.")
     _add(p, "max_streams", integer(1), 32, "同时打开的WebSocket流的最大数量; more are refused with code 5.")
-    _add(p, "max_uploads", integer(1), 8, "同时处理的上传请求的最大数量; more get HTTP 503 with Retry-After.")
+    _add(p, "max_uploads", integer(1), 4, "同时处理的上传请求的最大数量; more get HTTP 503 with Retry-After.")
     _add(p, "max_channels", integer(1), 8, "上传音频的最大声道数 (checked in the header before decoding).")
     _add(p, "max_sample_rate", integer(1), 192000, "上传音频的最大采样率 (Hz).")
     _add(p, "max_decoded_samples", integer(1), 60_000_000,

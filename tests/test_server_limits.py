@@ -119,6 +119,38 @@ def test_uploads_above_the_limit_get_503_with_retry_after(server):
     good_request_works(url, root)
 
 
+def test_concurrent_large_uploads_cost_bounded_memory(server):
+    """24 uploads of 4 MB at once (the issue: 24 x 32 MB cost +1 GB): two are read, the rest get 503 at once."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    url, proc, _, root = server
+    body = multipart(np.random.default_rng(1).bytes(4 * MB - 1000))
+    before = status_kb(proc.pid, "VmRSS")
+    peak = before
+
+    def upload(_) -> int:
+        request = urllib.request.Request(url + "/recognition", data=body, method="POST",
+                                         headers={"Content-Type": "multipart/form-data; boundary=b"})
+        try:
+            with urllib.request.urlopen(request, timeout=60) as reply:
+                return reply.status
+        except urllib.error.HTTPError as e:
+            return e.code
+        except OSError:  # refused while still sending: the 503 came first
+            return 503
+
+    with ThreadPoolExecutor(24) as pool:
+        futures = [pool.submit(upload, i) for i in range(24)]
+        while not all(f.done() for f in futures):
+            peak = max(peak, status_kb(proc.pid, "VmRSS"))
+            time.sleep(0.02)
+    statuses = [f.result() for f in futures]
+    grown_mb = (peak - before) / 1024
+    assert statuses.count(503) >= 12 and set(statuses) <= {400, 503}, statuses
+    assert grown_mb < 60, f"24 concurrent 4 MB uploads grew the server by {grown_mb:.0f} MB"
+    good_request_works(url, root)
+
+
 def multipart(data: bytes) -> bytes:
     return (b"--b\r\nContent-Disposition: form-data; name=\"audio\"; filename=\"a.wav\"\r\n\r\n" + data
             + b"\r\n--b--\r\n")
