@@ -84,13 +84,18 @@ def test_decode_bombs_are_refused_before_decoding(server):
         good_request_works(url, root)
 
 
-def test_nan_and_inf_samples_are_a_4xx(server):
+def test_nan_and_inf_samples_and_unknown_lengths_are_a_400(server):
     url, _, _, root = server
     samples = np.full(16000, 0.1, np.float32)
     for bad in (np.nan, np.inf):
         samples[8000] = bad
         status, answer = post_audio(url + "/recognition", encoded(samples, 16000, "WAV", "FLOAT"))
         assert status == 400 and answer["code"] == 1 and "NaN or infinite" in answer["msg"], answer
+    flac = bytearray(encoded(samples[:4000] * 0, 16000, "FLAC"))
+    flac[21] &= 0xF0  # STREAMINFO's 36-bit total_samples = 0: length unknown
+    flac[22:26] = bytes(4)
+    status, answer = post_audio(url + "/recognition", bytes(flac))
+    assert status == 400 and answer["code"] == 1 and "no length" in answer["msg"], answer
     good_request_works(url, root)
 
 

@@ -31,6 +31,7 @@ class DecodeLimits:
 
 
 DECODE_BLOCK_FRAMES = 16384
+UNKNOWN_FRAMES = 2 ** 62
 
 
 def audio_info(path: str | BinaryIO) -> tuple[float, int, int]:
@@ -110,6 +111,8 @@ def read_untrusted_audio(file: BinaryIO, target_sample_rate: int, limits: Decode
                                 f"(--max_sample_rate)")
         if frames <= 0 or sample_rate <= 0:
             raise AudioError("audio has no samples")
+        if frames >= UNKNOWN_FRAMES:  # libsndfile's SF_COUNT_MAX: e.g. a FLAC whose header has no length
+            raise AudioError("the audio header gives no length (an unfinished recording?)")
         _check_length(frames, channels, sample_rate, limits)
         import soxr
 
