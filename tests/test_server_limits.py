@@ -63,8 +63,9 @@ def bombs() -> dict[str, bytes]:
     (each under the 60 s limit), and a file within the channel and rate caps that decodes to more
     samples than --max_decoded_samples (8 channels x 16 kHz x 20 s = 2.56 M)."""
     return {
-        "ogg_255_channels": encoded(np.zeros((8000 * 30, 255), np.float32), 8000, "OGG", "VORBIS"),
+        # smaller bomb first: the peak (VmHWM) a larger one leaves would hide the next one's
         "flac_655khz_8_channels": encoded(np.zeros((655350 * 8, 8), np.float32), 655350, "FLAC"),
+        "ogg_255_channels": encoded(np.zeros((8000 * 30, 255), np.float32), 8000, "OGG", "VORBIS"),
         "flac_too_many_samples": encoded(np.zeros((16000 * 20, 8), np.int16), 16000, "FLAC"),
     }
 
