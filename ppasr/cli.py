@@ -329,6 +329,20 @@ def server_parser() -> FlagParser:
     _add(p, "max_upload_mb", real(0.0, low_open=True), 32, "上传音频的最大大小 (MB); larger uploads get HTTP 413.")
     _add(p, "max_audio_seconds", real(0.0, low_open=True), 600, "一条音频的最大时长 (s): per upload and per streamed utterance.")
     _add(p, "max_streams", integer(1), 32, "同时打开的WebSocket流的最大数量; more are refused with code 5.")
+    _add(p, "max_uploads", integer(1), 4, "同时处理的上传请求的最大数量; more get HTTP 503 with Retry-After.")
+    _add(p, "max_channels", integer(1), 8, "上传音频的最大声道数 (checked in the header before decoding).")
+    _add(p, "max_sample_rate", integer(1), 192000, "上传音频的最大采样率 (Hz).")
+    _add(p, "max_decoded_samples", integer(1), 60_000_000,
+         "上传音频解码后的最大样本数 (frames x channels; 60M = 10 min of 48 kHz stereo).")
+    _add(p, "max_connections", integer(1), 1000, "同时打开的连接的最大数量; more are answered 503 and closed.")
+    _add(p, "header_timeout", real(0.0, low_open=True), 10, "请求头必须在多少秒内收到 (s); else the connection is closed.")
+    _add(p, "body_timeout", real(0.0, low_open=True), 60, "请求体必须在请求头之后多少秒内收到 (s).")
+    _add(p, "stream_idle_seconds", real(0.0, low_open=True), 60,
+         "WebSocket流多少秒没有音频就关闭 (s); also the time a client may take to read an answer.")
+    _add(p, "allowed_origins", str, "", "允许的其他来源 (comma-separated Origins, or * for all as PPASR); "
+         "default: only the page this server serves.")
+    _add(p, "token", none_or_str, None, "共享密钥 (None = no authentication): requests need ?token=… or "
+         "Authorization: Bearer ….")
     return p
 
 

@@ -15,7 +15,10 @@ logger = logging.getLogger("ppasr")
 
 class _PPASRFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        return f"[{datetime.fromtimestamp(record.created)}] {record.getMessage()}"
+        line = f"[{datetime.fromtimestamp(record.created)}] {record.getMessage()}"
+        if record.exc_info:  # logger.exception(): a bug's traceback belongs in the log
+            line += "\n" + self.formatException(record.exc_info)
+        return line
 
 
 class _StdoutHandler(logging.StreamHandler):

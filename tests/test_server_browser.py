@@ -1,6 +1,6 @@
 """The recognition page in a real browser: headless Chromium records a synthesised clip from a fake
 microphone, shows partial text while it plays and the final text after stop, plays the recording
-back, and recognises an uploaded file."""
+back, and recognises an uploaded file; the server checks the page's Origin and a --token the page passes on."""
 from __future__ import annotations
 
 import io
@@ -25,8 +25,8 @@ pytestmark = pytest.mark.skipif(find_chromium() is None and not os.environ.get("
 def test_page_records_streams_plays_back_and_uploads(exported_corpus, tmp_path):
     clip = clips(exported_corpus, 1)[0]
     microphone, seconds = microphone_file(clip, tmp_path)
-    with running_server(*LIMITS, cwd=exported_corpus) as (url, _, _):
-        with chromium_page(url, microphone) as page:
+    with running_server(*LIMITS, "--token=s3cret", cwd=exported_corpus) as (url, _, _):
+        with chromium_page(url + "/?token=s3cret", microphone) as page:
             recording = record(page, seconds + 0.5)
             uploaded = upload(page, clip)
             screenshot = page.screenshot(tmp_path / "page.png")
@@ -38,9 +38,9 @@ def test_page_records_streams_plays_back_and_uploads(exported_corpus, tmp_path):
         assert sample_rate == 16000 and samples.ndim == 1
         assert seconds - 0.6 < len(samples) / sample_rate < seconds + 2.0
         # what the page streamed is what the server recognises in the page's own recording
-        status, answer = post_audio(url + "/recognition", recording.recorded_wav)
+        status, answer = post_audio(url + "/recognition?token=s3cret", recording.recorded_wav)
         assert status == 200 and answer["result"] == recording.final_text
-        _, expected = post_audio(url + "/recognition", clip.read_bytes())
+        _, expected = post_audio(url + "/recognition?token=s3cret", clip.read_bytes())
         assert uploaded == expected["result"]
     image = Image.open(screenshot).convert("L")
     assert image.size[0] >= 800 and len(image.getcolors(1 << 16)) > 20  # a rendered page, not a blank one

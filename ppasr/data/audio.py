@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from typing import BinaryIO
 
 import numpy as np
@@ -12,6 +13,25 @@ TARGET_SAMPLE_RATE = 16000
 
 class AudioError(Exception):
     """Audio that cannot be used: missing, unreadable, empty or truncated."""
+
+
+class AudioTooLarge(AudioError):
+    """Audio whose decoding would cost more than a ``DecodeLimits`` allows."""
+
+
+@dataclass(frozen=True)
+class DecodeLimits:
+    """What decoding one untrusted file may cost: a 100 kB Ogg Vorbis of 255 channels decodes to
+    gigabytes, so the header is checked first and the decoded samples are counted as they come."""
+
+    max_channels: int
+    max_sample_rate: int
+    max_samples: int  # decoded frames x channels
+    max_seconds: float
+
+
+DECODE_BLOCK_FRAMES = 16384
+UNKNOWN_FRAMES = 2 ** 62
 
 
 def audio_info(path: str | BinaryIO) -> tuple[float, int, int]:
@@ -68,6 +88,63 @@ def read_audio(path: str | BinaryIO, target_sample_rate: int | None = TARGET_SAM
         mono = resample(mono, sample_rate, target_sample_rate)
         sample_rate = target_sample_rate
     return np.ascontiguousarray(mono, dtype=np.float32), int(sample_rate)
+
+
+def read_untrusted_audio(file: BinaryIO, target_sample_rate: int, limits: DecodeLimits) -> np.ndarray:
+    """Decode audio from outside (an upload) as float32 mono at ``target_sample_rate`` within ``limits``.
+
+    The header's channels, sample rate and length are checked before any decoding; then the file is
+    decoded, mixed down and resampled block by block while a running count of decoded samples stops a
+    header that lies about its length. NaN or infinite samples are refused (they would come out as a
+    transcript of garbage).
+    """
+    try:
+        sound = soundfile.SoundFile(file)
+    except Exception as e:
+        raise AudioError(f"unreadable audio ({_short(e)})") from e
+    with sound:
+        channels, sample_rate, frames = sound.channels, sound.samplerate, sound.frames
+        if channels > limits.max_channels:
+            raise AudioTooLarge(f"audio has {channels} channels, the limit is {limits.max_channels} (--max_channels)")
+        if sample_rate > limits.max_sample_rate:
+            raise AudioTooLarge(f"audio sample rate {sample_rate} Hz, the limit is {limits.max_sample_rate} Hz "
+                                f"(--max_sample_rate)")
+        if frames <= 0 or sample_rate <= 0:
+            raise AudioError("audio has no samples")
+        if frames >= UNKNOWN_FRAMES:  # libsndfile's SF_COUNT_MAX: e.g. a FLAC whose header has no length
+            raise AudioError("the audio header gives no length (an unfinished recording?)")
+        _check_length(frames, channels, sample_rate, limits)
+        import soxr
+
+        resampler = soxr.ResampleStream(sample_rate, target_sample_rate, 1, dtype="float32") \
+            if sample_rate != target_sample_rate else None
+        parts, decoded = [], 0
+        try:
+            for block in sound.blocks(DECODE_BLOCK_FRAMES, dtype="float32", always_2d=True):
+                decoded += block.shape[0]
+                _check_length(decoded, channels, sample_rate, limits)
+                if not np.isfinite(block).all():
+                    raise AudioError("audio has NaN or infinite samples")
+                mono = block.mean(axis=1, dtype=np.float32) if channels > 1 else block[:, 0]
+                parts.append(resampler.resample_chunk(mono) if resampler else mono.copy())
+        except AudioError:
+            raise
+        except Exception as e:
+            raise AudioError(f"unreadable audio ({_short(e)})") from e
+    if resampler:
+        parts.append(resampler.resample_chunk(np.zeros(0, dtype=np.float32), last=True))
+    if decoded == 0:
+        raise AudioError("audio has no samples")
+    return np.ascontiguousarray(np.concatenate(parts), dtype=np.float32)
+
+
+def _check_length(frames: int, channels: int, sample_rate: int, limits: DecodeLimits) -> None:
+    if frames / sample_rate > limits.max_seconds:
+        raise AudioTooLarge(f"audio is {frames / sample_rate:.0f} s long, the limit is {limits.max_seconds:.0f} s "
+                            f"(--max_audio_seconds)")
+    if frames * channels > limits.max_samples:
+        raise AudioTooLarge(f"audio decodes to {frames * channels} samples (frames x channels), the limit is "
+                            f"{limits.max_samples} (--max_decoded_samples)")
 
 
 def resample(samples: np.ndarray, sample_rate: int, target_sample_rate: int) -> np.ndarray:

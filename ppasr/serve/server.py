@@ -12,29 +12,44 @@ size; each binary frame gets exactly one answer ``{"code": 0, "is_end": false, "
 <text so far>}``. The text frame ``{"end": true}`` ends the utterance: ``{"code": 0, "is_end":
 true, "result": <text>, "score": <number>}``; the socket then stays open for the next utterance.
 Errors are ``{"code": <non-zero>, "msg": <reason>}`` followed by a close.
+
+Every resource a client can make the server spend is capped (README "安全 / Security and limits"):
+decoded samples, channels and sample rate of an upload, uploads in flight, connections, the time
+to send headers and body, WebSocket frame size (no compression), messages and bytes waiting per
+stream, and streams that send no audio. Browsers' requests from other sites are refused unless
+``--allowed_origins`` names them.
 """
 from __future__ import annotations
 
 import asyncio
 import collections
+import hmac
 import io
+import ipaddress
 import json
+import resource
 import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, TypeVar
+from urllib.parse import urlsplit
 
+import h11
 import numpy as np
 import uvicorn
 from fastapi import FastAPI, Request, WebSocket, WebSocketDisconnect
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException
 from starlette.formparsers import MultiPartException
+from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import ClientDisconnect
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from ppasr.data.audio import AudioError, audio_info, read_audio
+from ppasr.data.audio import AudioError, AudioTooLarge, DecodeLimits, read_untrusted_audio
 from ppasr.data.text import to_arabic_numerals
 from ppasr.decode.greedy import IncrementalGreedyDecoder
 from ppasr.decode.text_decoder import build_decoder
@@ -53,6 +68,13 @@ NO_AUDIO = 3  # PPASR's "audio is None!"
 BAD_MESSAGE = 4
 BUSY = 5
 INTERNAL_ERROR = 6
+FORBIDDEN = 7  # a foreign page's Origin, or a missing/wrong --token
+IDLE = 8  # a stream that sent no audio for --stream_idle_seconds
+
+WS_MAX_FRAME_BYTES = 1024 * 1024  # 32 s of PCM in one frame; uvicorn's default was 16 MiB
+INBOX_MAX_MESSAGES = 256  # per stream, besides the byte budget
+MESSAGE_OVERHEAD = 256  # bytes a queued message costs besides its payload (zero-byte frames are not free)
+FD_RESERVE = 64  # descriptors kept free of connections for the model, log files and threads
 
 T = TypeVar("T")
 
@@ -64,6 +86,16 @@ class Limits:
     max_upload_bytes: int
     max_audio_seconds: float  # per upload and per streamed utterance
     max_streams: int  # WebSocket streams open at once
+    max_uploads: int  # HTTP recognition requests being read, queued or decoded at once
+    max_channels: int
+    max_sample_rate: int
+    max_decoded_samples: int  # frames x channels of one upload
+    stream_idle_seconds: float  # a stream that sends no audio that long is closed
+    allowed_origins: tuple[str, ...]  # besides the same origin; "*" = every origin (PPASR)
+    token: str | None
+
+    def decode_limits(self) -> DecodeLimits:
+        return DecodeLimits(self.max_channels, self.max_sample_rate, self.max_decoded_samples, self.max_audio_seconds)
 
 
 class ClientError(Exception):
@@ -97,11 +129,11 @@ class Recognizer:
 
     def recognize_file(self, data: bytes, long_audio: bool) -> tuple[str, float]:
         """Text and score of an uploaded file (any soundfile format, rate and channels)."""
-        duration = audio_info(io.BytesIO(data))[0]
-        if duration > self.limits.max_audio_seconds:
-            raise ClientError(TOO_LARGE, f"audio is {duration:.0f} s long, the limit is "
-                                         f"{self.limits.max_audio_seconds:.0f} s (--max_audio_seconds)", 413)
-        samples, _ = read_audio(io.BytesIO(data), self.predictor.feature_config.sample_rate)
+        try:
+            samples = read_untrusted_audio(io.BytesIO(data), self.predictor.feature_config.sample_rate,
+                                           self.limits.decode_limits())
+        except AudioTooLarge as e:
+            raise ClientError(TOO_LARGE, str(e), 413) from None
         results = transcribe_segments(self.predictor, samples, self.decode, self.to_an, long_audio)
         if not results:
             return "", 0.0
@@ -126,14 +158,18 @@ class Utterance:
         self._stream = recognizer.predictor.new_stream()
         self._samples: list[np.ndarray] = []
         self._partial = IncrementalGreedyDecoder(recognizer.predictor.vocabulary)
+        self._text = ""
         self.samples = 0
 
     def accept(self, pcm: bytes) -> str:
         """Add 16-bit PCM; return the text so far (greedy over the frames the stream has computed)."""
+        if len(pcm) < 2:  # empty frames add nothing: a million of them must not grow ``_samples``
+            return self._text
         samples = np.frombuffer(pcm, dtype="<i2").astype(np.float32) / 32768.0
         self.samples += samples.shape[0]
         self._samples.append(samples)
-        return self._recognizer.text(self._partial.extend(self._stream.accept(samples)))
+        self._text = self._recognizer.text(self._partial.extend(self._stream.accept(samples)))
+        return self._text
 
     def finish(self) -> tuple[str, float]:
         """Final text and score of the whole utterance."""
@@ -172,6 +208,8 @@ async def read_upload(request: Request, max_bytes: int) -> bytes:
         form = await Request(request.scope, replay).form(max_files=1, max_fields=8)
     except MultiPartException as e:
         raise ClientError(NO_AUDIO, f"malformed multipart body ({e.message})") from None
+    except HTTPException as e:  # Starlette's own parse errors (e.g. a part without Content-Disposition)
+        raise ClientError(NO_AUDIO, f"malformed multipart body ({e.detail})") from None
     try:
         upload = form.get("audio")
         if not isinstance(upload, UploadFile):
@@ -194,26 +232,44 @@ def create_app(recognizer: Recognizer) -> FastAPI:
         yield
         recognizer.close()
 
+    limits = recognizer.limits
     app = FastAPI(title="ppasr", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    if limits.allowed_origins:  # PPASR's Flask app answered every origin (flask_cors); now only when asked
+        app.add_middleware(CORSMiddleware, allow_origins=list(limits.allowed_origins), allow_methods=["*"],
+                           allow_headers=["*"])
     open_streams = 0
+    uploads = 0
+    warn_refused = RateLimitedWarning()
 
     @app.get("/", include_in_schema=False)
     async def page() -> FileResponse:
         return FileResponse(STATIC_DIR / "index.html")
 
     async def recognize(request: Request, long_audio: bool) -> JSONResponse:
+        nonlocal uploads
         start = time.time()
+        refusal = refuse_request(request.headers, request.query_params.get("token"), limits)
+        if refusal:
+            return JSONResponse(error_body(FORBIDDEN, refusal), status_code=403)
+        if uploads >= limits.max_uploads:
+            return JSONResponse(error_body(BUSY, f"server busy: {uploads} uploads in progress (--max_uploads); "
+                                                 f"try again later"), status_code=503, headers={"Retry-After": "1"})
+        uploads += 1
         try:
-            data = await read_upload(request, recognizer.limits.max_upload_bytes)
+            data = await read_upload(request, limits.max_upload_bytes)
             text, score = await recognizer.run(recognizer.recognize_file, data, long_audio)
         except ClientError as e:
             return JSONResponse(error_body(e.code, e.msg), status_code=e.status)
+        except ClientDisconnect:  # the client left (or was dropped by --body_timeout) mid-body
+            return JSONResponse(error_body(NO_AUDIO, "client disconnected"), status_code=400)
         except AudioError as e:
             return JSONResponse(error_body(AUDIO_UNREADABLE, f"audio read fail: {e}"), status_code=400)
         except Exception:
             logger.exception("recognition failed")
             return JSONResponse(error_body(INTERNAL_ERROR, "internal error (see the server log)"), status_code=500)
+        finally:
+            uploads -= 1
         logger.info(f"识别时间：{round((time.time() - start) * 1000)}ms，识别结果：{text}， 得分: {score:f}")
         return JSONResponse({"code": 0, "msg": "success", "result": text, "score": round(score, 3)})
 
@@ -228,6 +284,11 @@ def create_app(recognizer: Recognizer) -> FastAPI:
     @app.websocket("/ws/asr")
     async def stream(websocket: WebSocket) -> None:
         nonlocal open_streams
+        refusal = refuse_request(websocket.headers, websocket.query_params.get("token"), limits)
+        if refusal:  # before the handshake completes: the client gets HTTP 403
+            warn_refused(f"WebSocket refused: {refusal}")
+            await websocket.close(1008)
+            return
         await websocket.accept()
         if open_streams >= recognizer.limits.max_streams:
             await close_with_error(websocket, BUSY, f"server busy: {open_streams} streams open "
@@ -236,7 +297,7 @@ def create_app(recognizer: Recognizer) -> FastAPI:
         open_streams += 1
         try:
             await serve_stream(websocket, recognizer)
-        except WebSocketDisconnect:
+        except (WebSocketDisconnect, SendTimeout):
             logger.info("WebSocket client left mid-stream")
         except Exception:
             logger.exception("streaming recognition failed")
@@ -247,9 +308,48 @@ def create_app(recognizer: Recognizer) -> FastAPI:
     return app
 
 
-async def close_with_error(websocket: WebSocket, code: int, msg: str, close_code: int) -> None:
-    await websocket.send_json(error_body(code, msg))
-    await websocket.close(close_code)
+def refuse_request(headers, query_token: str | None, limits: Limits) -> str | None:
+    """Why a browser request from another site, or one without the shared token, is refused (None: allowed).
+
+    Without this check any web page a user opens could drive the server on their machine or LAN
+    (cross-site WebSocket hijacking; a cross-site form POST needs no CORS permission either).
+    """
+    origin = headers.get("origin")
+    if origin is not None and not origin_allowed(origin, headers.get("host", ""), limits.allowed_origins):
+        return f"origin {origin[:100]} not allowed (--allowed_origins)"
+    if limits.token is not None:
+        given = query_token or headers.get("authorization", "").removeprefix("Bearer ").strip()
+        if not hmac.compare_digest(given.encode(), limits.token.encode()):
+            return "missing or wrong token (--token; send ?token=… or the header Authorization: Bearer …)"
+    return None
+
+
+def origin_allowed(origin: str, host: str, allowed: tuple[str, ...]) -> bool:
+    """Same origin (the page this server served), or one that ``--allowed_origins`` lists, or ``*``."""
+    if "*" in allowed or origin in allowed:
+        return True
+    parts = urlsplit(origin)
+    return parts.scheme in ("http", "https") and parts.netloc.lower() == host.lower()
+
+
+class SendTimeout(Exception):
+    """A client that did not take an answer within ``--stream_idle_seconds``."""
+
+
+async def send_answer(websocket: WebSocket, answer: dict, timeout: float) -> None:
+    """Send one JSON answer; a client that never reads would otherwise hold its stream slot forever."""
+    try:
+        await asyncio.wait_for(websocket.send_json(answer), timeout)
+    except asyncio.TimeoutError:
+        raise SendTimeout() from None
+
+
+async def close_with_error(websocket: WebSocket, code: int, msg: str, close_code: int, timeout: float = 10) -> None:
+    try:
+        await send_answer(websocket, error_body(code, msg), timeout)
+        await websocket.close(close_code, reason=msg[:120])
+    except (SendTimeout, RuntimeError, WebSocketDisconnect):
+        pass  # the client is gone or does not read; the connection is dropped either way
 
 
 class Inbox:
@@ -259,7 +359,9 @@ class Inbox:
     client's keepalive pong queued behind unread audio then goes unseen, so the server drops the
     stream with "keepalive ping timeout" exactly when it is loaded (measured: 16 PPASR-size streams).
     Audio that piles up while the model is behind is taken in one model call. At most ``limit``
-    bytes of audio wait; beyond that reading pauses.
+    bytes and ``INBOX_MAX_MESSAGES`` messages wait (each counted with ``MESSAGE_OVERHEAD``: a client
+    sending a million empty frames or ``{"end": true}`` without reading the answers costs nothing
+    more); beyond that reading pauses and the client's TCP window closes.
     """
 
     def __init__(self, websocket: WebSocket, limit: int):
@@ -277,19 +379,24 @@ class Inbox:
                 message = await self._websocket.receive()
             except Exception:  # the connection broke under the read: the same as leaving
                 message = {"type": "websocket.disconnect"}
-            while self._waiting_bytes > self._limit:
+            while self._waiting_bytes > self._limit or len(self._messages) >= INBOX_MAX_MESSAGES:
                 self._drained.clear()
                 await self._drained.wait()
-            self._waiting_bytes += len(message.get("bytes") or b"")
+            self._waiting_bytes += message_cost(message)
             self._messages.append(message)
             self._arrived.set()
             if message["type"] == "websocket.disconnect":
                 return
 
-    async def next(self) -> dict:
+    async def next(self, timeout: float) -> dict | None:
+        """The next message, or None when none arrives within ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
         while not self._messages:
             self._arrived.clear()
-            await self._arrived.wait()
+            try:
+                await asyncio.wait_for(self._arrived.wait(), max(0.0, deadline - time.monotonic()))
+            except asyncio.TimeoutError:
+                return None
         return self._take()
 
     def waiting_audio(self) -> list[bytes]:
@@ -301,9 +408,13 @@ class Inbox:
 
     def _take(self) -> dict:
         message = self._messages.popleft()
-        self._waiting_bytes -= len(message.get("bytes") or b"")
+        self._waiting_bytes -= message_cost(message)
         self._drained.set()
         return message
+
+
+def message_cost(message: dict) -> int:
+    return MESSAGE_OVERHEAD + len(message.get("bytes") or b"") + len(message.get("text") or "")
 
 
 async def serve_stream(websocket: WebSocket, recognizer: Recognizer) -> None:
@@ -320,8 +431,15 @@ async def serve_stream(websocket: WebSocket, recognizer: Recognizer) -> None:
 async def answer_messages(websocket: WebSocket, recognizer: Recognizer, inbox: Inbox, max_samples: int) -> None:
     utterance: Utterance | None = None
     odd_byte = b""  # a frame may split a 16-bit sample
+    idle = recognizer.limits.stream_idle_seconds
+    last_audio = time.monotonic()
     while True:
-        message = await inbox.next()
+        message = await inbox.next(last_audio + idle - time.monotonic())
+        if message is None:
+            await close_with_error(websocket, IDLE, f"no audio for {idle:g} s (--stream_idle_seconds); closing",
+                                   1000)
+            logger.info(f"WebSocket stream closed: no audio for {idle:g} s")
+            return
         if message["type"] == "websocket.disconnect":
             if utterance is not None and utterance.samples:
                 logger.info(f"WebSocket client left mid-utterance ({utterance.samples / PCM_SAMPLE_RATE:.1f} s "
@@ -330,6 +448,8 @@ async def answer_messages(websocket: WebSocket, recognizer: Recognizer, inbox: I
         if message.get("bytes") is not None:
             frames = [message["bytes"]] + inbox.waiting_audio()
             data = odd_byte + b"".join(frames)
+            if len(data) > len(odd_byte):
+                last_audio = time.monotonic()
             odd_byte = data[len(data) - len(data) % 2:]
             utterance = utterance or await recognizer.run(recognizer.open_utterance)
             if utterance.samples + len(data) // 2 > max_samples:
@@ -339,7 +459,7 @@ async def answer_messages(websocket: WebSocket, recognizer: Recognizer, inbox: I
                 return
             partial = await recognizer.run(utterance.accept, data[:len(data) - len(odd_byte)])
             for _ in frames:  # every binary frame gets its answer, also when several were taken at once
-                await websocket.send_json({"code": 0, "is_end": False, "result": partial})
+                await send_answer(websocket, {"code": 0, "is_end": False, "result": partial}, idle)
             continue
         if not is_end_message(message.get("text")):
             await close_with_error(websocket, BAD_MESSAGE, 'expected binary frames of 16 kHz mono 16-bit PCM or '
@@ -348,7 +468,7 @@ async def answer_messages(websocket: WebSocket, recognizer: Recognizer, inbox: I
         utterance = utterance or await recognizer.run(recognizer.open_utterance)
         text, score = await recognizer.run(utterance.finish)
         logger.info(f"流式识别 ({utterance.samples / PCM_SAMPLE_RATE:.1f} s)，识别结果：{text}， 得分: {score:f}")
-        await websocket.send_json({"code": 0, "is_end": True, "result": text, "score": round(score, 3)})
+        await send_answer(websocket, {"code": 0, "is_end": True, "result": text, "score": round(score, 3)}, idle)
         utterance, odd_byte = None, b""
 
 
@@ -360,6 +480,122 @@ def is_end_message(text: str | None) -> bool:
     return isinstance(message, dict) and message.get("end") is True
 
 
+class RateLimitedWarning:
+    """One log line per ``interval`` seconds for an event an attacker can repeat (with a count)."""
+
+    def __init__(self, interval: float = 10.0):
+        self._interval = interval
+        self._last = -interval
+        self._suppressed = 0
+
+    def __call__(self, message: str) -> None:
+        now = time.monotonic()
+        if now - self._last < self._interval:
+            self._suppressed += 1
+            return
+        more = f" ({self._suppressed} more like it not logged)" if self._suppressed else ""
+        logger.warning(message + more)
+        self._last, self._suppressed = now, 0
+
+
+def guarded_protocol(max_connections: int, header_timeout: float, body_timeout: float) -> type[H11Protocol]:
+    """uvicorn's HTTP/1.1 protocol with a connection cap and header and body deadlines.
+
+    uvicorn times out idle keep-alive connections only after a first response: a connection that
+    sends nothing, half a header or half a body stays open forever (1100 of them stopped all service).
+    Over the cap a connection is answered 503 and closed at once; a request whose headers are not in
+    within ``header_timeout`` or whose body is not in within ``body_timeout`` more is dropped.
+    """
+    warn = RateLimitedWarning()
+
+    class GuardedH11Protocol(H11Protocol):
+        def connection_made(self, transport) -> None:
+            super().connection_made(transport)
+            if len(self.connections) > max_connections:
+                warn(f"connection refused: {max_connections} connections open (--max_connections)")
+                transport.write(b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nContent-Length: 0\r\n"
+                                b"Connection: close\r\n\r\n")
+                transport.close()
+                return
+            self._arm_deadline()
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            self._arm_deadline()
+
+        def connection_lost(self, exc) -> None:
+            if getattr(self, "_deadline", None) is not None:
+                self._deadline.cancel()
+            super().connection_lost(exc)
+
+        def _arm_deadline(self) -> None:
+            self._deadline = self.loop.call_later(header_timeout, self._check_deadline, False)
+
+        def _check_deadline(self, body: bool) -> None:
+            self._deadline = None
+            if self.transport.is_closing() or self.transport.get_protocol() is not self:  # closed or a WebSocket now
+                return
+            if self.conn.their_state is h11.SEND_BODY and not body:
+                self._deadline = self.loop.call_later(body_timeout, self._check_deadline, True)
+            elif self.conn.their_state in (h11.IDLE, h11.SEND_BODY) and (
+                    body or self.cycle is None or self.cycle.response_complete):
+                warn(f"connection dropped: request {'body' if body else 'headers'} not received within "
+                     f"{body_timeout if body else header_timeout:g} s (--{'body' if body else 'header'}_timeout)")
+                self.transport.close()
+
+    return GuardedH11Protocol
+
+
+def quiet_accept_errors(warn: RateLimitedWarning) -> Callable:
+    """An event-loop exception handler that logs running out of file descriptors once per interval.
+
+    asyncio logs every failed ``accept()`` with a traceback; with the descriptors gone that is a log line
+    per retry (787,554 tracebacks, 365 MB in 65 s were measured), which fills the disk of the server.
+    """
+
+    def handle(loop: asyncio.AbstractEventLoop, context: dict) -> None:
+        if context.get("message", "").startswith("socket.accept() out of system resource"):
+            warn(f"out of file descriptors ({context.get('exception')}): new connections wait; raise "
+                 f"`ulimit -n` or lower --max_connections")
+            return
+        loop.default_exception_handler(context)
+
+    return handle
+
+
+def fit_connections_to_fd_limit(max_connections: int) -> int:
+    """Raise the soft descriptor limit toward the hard one; lower ``max_connections`` if it still does not fit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = max_connections + FD_RESERVE
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        new_soft = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (new_soft, hard))
+            soft = new_soft
+        except (ValueError, OSError):
+            pass
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        fitted = max(1, soft - FD_RESERVE)
+        logger.warning(f"--max_connections={max_connections} does not fit the file descriptor limit "
+                       f"(ulimit -n {soft}); using {fitted}")
+        return fitted
+    return max_connections
+
+
+def exposure_warnings(host: str, port: int, token: str | None) -> list[str]:
+    """What the startup log says about who can reach the server (nothing when bound to loopback)."""
+    try:
+        loopback = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = host == "localhost"
+    if loopback:
+        return []
+    who = (", with no authentication: anyone who can reach it can use it (set --token)" if token is None
+           else " (requests need --token)")
+    return [f"listening on {host}:{port}: reachable from other machines on the network{who}",
+            "to serve this machine only, start with --host=127.0.0.1"]
+
+
 def serve(args) -> None:
     """The whole infer_server.py job: load the model, then serve until interrupted."""
     setup_logging()
@@ -367,7 +603,23 @@ def serve(args) -> None:
     predictor = Predictor(args.model_dir, args.use_gpu, args.backend, args.num_threads)
     check_vocabulary(predictor, args.vocab_path, args.model_dir)
     decoder = build_decoder(args, predictor.vocabulary, num_processes=1)
+    origins = tuple(origin.strip() for origin in args.allowed_origins.split(",") if origin.strip())
     limits = Limits(max_upload_bytes=int(args.max_upload_mb * 1024 * 1024), max_audio_seconds=args.max_audio_seconds,
-                    max_streams=args.max_streams)
+                    max_streams=args.max_streams, max_uploads=args.max_uploads, max_channels=args.max_channels,
+                    max_sample_rate=args.max_sample_rate, max_decoded_samples=args.max_decoded_samples,
+                    stream_idle_seconds=args.stream_idle_seconds, allowed_origins=origins, token=args.token)
+    max_connections = fit_connections_to_fd_limit(args.max_connections)
     app = create_app(Recognizer(predictor, decoder, args.to_an, limits))
-    uvicorn.run(app, host=args.host, port=args.port, log_level="info")
+    for line in exposure_warnings(args.host, args.port, args.token):
+        logger.warning(line)
+    config = uvicorn.Config(app, host=args.host, port=args.port, log_level="info", ws_per_message_deflate=False,
+                            ws_max_size=WS_MAX_FRAME_BYTES, limit_concurrency=max_connections, timeout_keep_alive=5,
+                            http=guarded_protocol(max_connections, args.header_timeout, args.body_timeout))
+    server = uvicorn.Server(config)
+    warn = RateLimitedWarning()
+
+    async def run() -> None:
+        asyncio.get_running_loop().set_exception_handler(quiet_accept_errors(warn))
+        await server.serve()
+
+    asyncio.run(run())

@@ -63,7 +63,7 @@ async function openAudio(media) {
 
 function openSocket() {
   const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
-  const socket = new WebSocket(`${scheme}://${location.host}/ws/asr`);
+  const socket = new WebSocket(`${scheme}://${location.host}/ws/asr${location.search}`);
   socket.binaryType = 'arraybuffer';
   return new Promise((resolve, reject) => {
     socket.onopen = () => resolve(socket);
@@ -166,7 +166,7 @@ async function uploadFile(event) {
   }
   const body = new FormData();
   body.append('audio', file);
-  const url = $('long-audio').checked ? '/recognition_long_audio' : '/recognition';
+  const url = ($('long-audio').checked ? '/recognition_long_audio' : '/recognition') + location.search;  // ?token=…
   $('upload').disabled = true;
   $('upload-result').textContent = '';
   $('upload-score').textContent = '';
