@@ -132,10 +132,11 @@ class Stream:
 
 
 def transcribe_segments(predictor: Predictor, samples: np.ndarray, decode, to_an: bool,
-                        long_audio: bool) -> list[tuple[str, float]]:
-    """``(text, score)`` of the clip, or of each speech segment of long audio."""
+                        long_audio: bool, vad: str = "webrtc") -> list[tuple[str, float]]:
+    """``(text, score)`` of the clip, or of each speech segment ``vad`` finds in long audio (segments
+    that decode to no text are dropped: they would only join the result with empty ``，``)."""
     sample_rate = predictor.feature_config.sample_rate
-    ranges = split_on_silence(samples, sample_rate) if long_audio else [(0, len(samples))]
+    ranges = split_on_silence(samples, sample_rate, vad) if long_audio else [(0, len(samples))]
     minimum = 4 * int(sample_rate * predictor.feature_config.window_ms / 1000)
     results = []
     for start, end in ranges:
@@ -145,6 +146,8 @@ def transcribe_segments(predictor: Predictor, samples: np.ndarray, decode, to_an
         if probs.shape[0] == 0:
             continue
         text, score = decode(probs)
+        if long_audio and not text:
+            continue
         results.append((to_arabic_numerals(text) if to_an else text, score))
     return results
 
@@ -167,7 +170,7 @@ def infer_path(args) -> None:
     except AudioError as e:
         raise UserError(f"{args.wav_path}: {e}") from None
     start = time.time()
-    results = transcribe_segments(predictor, samples, decoder, args.to_an, args.is_long_audio)
+    results = transcribe_segments(predictor, samples, decoder, args.to_an, args.is_long_audio, args.vad)
     elapsed = round((time.time() - start) * 1000)
     if not args.is_long_audio:
         text, score = results[0] if results else ("", 0.0)
