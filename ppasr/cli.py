@@ -320,6 +320,13 @@ def infer_parser() -> FlagParser:
     return p
 
 
+def gui_parser() -> FlagParser:
+    p = FlagParser(description="Desktop window: recognise a file or a recording (PPASR infer_gui.py).")
+    _prediction(p)
+    _vad(p)
+    return p
+
+
 def _vad(p: FlagParser) -> None:
     _add(p, "vad", str, "webrtc", "长语音分割所用的VAD: webrtc (PPASR's), silero (neural, CPU) or energy.",
          choices=list(VADS))

@@ -171,12 +171,17 @@ def infer_path(args) -> None:
         raise UserError(f"{args.wav_path}: {e}") from None
     start = time.time()
     results = transcribe_segments(predictor, samples, decoder, args.to_an, args.is_long_audio, args.vad)
-    elapsed = round((time.time() - start) * 1000)
-    if not args.is_long_audio:
+    for line in result_lines(results, round((time.time() - start) * 1000), args.is_long_audio):
+        print(line)
+
+
+def result_lines(results: list[tuple[str, float]], elapsed_ms: int, long_audio: bool) -> list[str]:
+    """PPASR's result lines (infer_path.py and infer_gui.py): one for a clip; one per segment and
+    the joined result for long audio."""
+    if not long_audio:
         text, score = results[0] if results else ("", 0.0)
-        print(f"消耗时间：{elapsed}ms, 识别结果: {text}, 得分: {int(score)}")
-        return
-    for i, (text, score) in enumerate(results):
-        print(f"第{i}个分割音频, 得分: {int(score)}, 识别结果: {text}")
+        return [f"消耗时间：{elapsed_ms}ms, 识别结果: {text}, 得分: {int(score)}"]
+    lines = [f"第{i}个分割音频, 得分: {int(score)}, 识别结果: {text}" for i, (text, score) in enumerate(results)]
     score = sum(s for _, s in results) / len(results) if results else 0.0
-    print(f"最终结果，消耗时间：{elapsed}, 得分: {int(score)}, 识别结果: {'，'.join(t for t, _ in results)}")
+    joined = "，".join(t for t, _ in results)
+    return lines + [f"最终结果，消耗时间：{elapsed_ms}, 得分: {int(score)}, 识别结果: {joined}"]
