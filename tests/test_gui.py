@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import soundfile
 
 from conftest import REPO, TEST_WAV, run_cli
 
@@ -91,6 +92,9 @@ def test_a_file_is_recognised_through_the_window(exported_corpus, display, tmp_p
 
     expected = run_cli("infer_path.py", f"--wav_path={TEST_WAV}", "--use_gpu=False", cwd=exported_corpus).stdout
     expected_text = next(l for l in expected.splitlines() if l.startswith("消耗时间")).split("识别结果: ")[1]
+    samples, sr = soundfile.read(TEST_WAV, dtype="float32")
+    long_wav = tmp_path / "long.wav"
+    soundfile.write(long_wav, np.concatenate([samples, np.zeros(sr, np.float32), samples]), sr)
     gui = Gui(exported_corpus, display)
     try:
         gui.wait_for("模型已加载")
@@ -110,6 +114,14 @@ def test_a_file_is_recognised_through_the_window(exported_corpus, display, tmp_p
         out = Path(os.environ.get("PPASR_GUI_SCREENSHOT", tmp_path / "infer_gui.png"))
         shot.save(out)
         assert (w, h) == (870, 500) and np.asarray(shot.convert("L")).std() > 10
+
+        gui.click(main, 250, 25)  # 选择长语音识别: the clip twice with a pause, split by the default VAD
+        gui.xdotool("windowfocus", "--sync", gui.window("^Open$"))
+        gui.xdotool("type", "--delay", "5", str(long_wav))
+        gui.xdotool("key", "Return")
+        parts = [gui.wait_for("第0个分割音频"), gui.wait_for("第1个分割音频")]
+        final = gui.wait_for("最终结果")
+        assert final.split("识别结果: ")[1] == "，".join(p.split("识别结果: ")[1] for p in parts)
 
         gui.click(main, 390, 25)  # 录音识别: this machine has no microphone
         assert "no microphone found" in gui.wait_for("警告: ")

@@ -41,6 +41,7 @@ def test_long_segments_are_capped(recordings):
     found = split_on_silence(samples, SAMPLE_RATE, "webrtc", max_segment_s=2.0)
     assert max(end - start for start, end in found) <= 2.4 * SAMPLE_RATE  # cap plus padding
     assert len(found) > 5
+    assert all(a[1] <= b[0] for a, b in zip(found, found[1:])), found  # cut pieces and padding never overlap
 
 
 @pytest.mark.parametrize("vad", VADS)

@@ -102,4 +102,7 @@ def split_on_silence(samples: np.ndarray, sample_rate: int, vad: str = "webrtc",
             begin = cut
         capped.append((begin, end))
     pad = window // 2
-    return [(max(0, b - pad) * frame, min(len(samples), (e + pad) * frame)) for b, e in capped]
+    padded: list[tuple[int, int]] = []
+    for begin, end in capped:  # padding never reaches back into the previous segment
+        padded.append((max(0, begin - pad, padded[-1][1] if padded else 0), end + pad))
+    return [(b * frame, min(len(samples), e * frame)) for b, e in padded]
