@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import os
 import queue
+import sys
 import threading
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -20,17 +22,24 @@ from ppasr.decode.text_decoder import build_decoder
 from ppasr.errors import UserError
 from ppasr.serve.infer import Predictor, check_vocabulary, result_lines, transcribe_segments
 
+if TYPE_CHECKING:
+    import argparse
+    import tkinter
+
 TITLE = "PPASR 语音识别"
 MAX_RECORD_S = 20.0  # PPASR's limit
 RECORD_DIR = "dataset/record"
 AUDIO_TYPES = [("音频文件", "*.wav *.flac *.mp3 *.ogg *.m4a"), ("所有文件", "*")]
 
 
-def open_window():
-    """The Tk root, or a UserError naming why there is no display."""
-    import tkinter
-
-    if os.name == "posix" and not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
+def open_window() -> tkinter.Tk:
+    """The Tk root, or a UserError naming why there is no display (or no Tk)."""
+    try:
+        import tkinter
+    except ImportError as e:
+        raise UserError(f"this Python has no Tk ({e}); install a Python built with Tk "
+                        "(Debian: apt-get install python3-tk) or use infer_path.py") from None
+    if sys.platform not in ("win32", "darwin") and not os.environ.get("DISPLAY"):  # X11 (XWayland sets it too)
         raise UserError("no display: DISPLAY is not set; infer_gui.py needs a desktop session "
                         "(on a server use infer_path.py, or run `xvfb-run python3 infer_gui.py`)")
     try:
@@ -63,7 +72,7 @@ def _device(kind: str) -> None:
 class RecognizerApp:
     """PPASR's window: four buttons, the Arabic-numeral switch and a log."""
 
-    def __init__(self, root, args) -> None:
+    def __init__(self, root: tkinter.Tk, args: argparse.Namespace) -> None:
         import tkinter as tk
 
         self.args = args
@@ -227,7 +236,7 @@ class RecognizerApp:
         sd.wait()
 
 
-def run_gui(args) -> None:
+def run_gui(args: argparse.Namespace) -> None:
     """infer_gui.py: open the window (or fail with one error line) and run it."""
     root = open_window()
     try:
