@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Callable, Optional
 
 from ppasr.data.features import FEATURE_METHODS
 from ppasr.data.text import TEXT_MODES
+from ppasr.serve.vad import VADS
 from ppasr.utils import none_or_str, str2bool
 
 if TYPE_CHECKING:
@@ -317,7 +318,20 @@ def infer_parser() -> FlagParser:
     _add(p, "wav_path", str, "./dataset/test.wav", "预测音频的路径.")
     _add(p, "is_long_audio", bool, False, "是否为长语音 (split on silence, decode parts, join).")
     _prediction(p)
+    _vad(p)
     return p
+
+
+def gui_parser() -> FlagParser:
+    p = FlagParser(description="Desktop window: recognise a file or a recording (PPASR infer_gui.py).")
+    _prediction(p)
+    _vad(p)
+    return p
+
+
+def _vad(p: FlagParser) -> None:
+    _add(p, "vad", str, "webrtc", "长语音分割所用的VAD: webrtc (PPASR's), silero (neural, CPU) or energy.",
+         choices=list(VADS))
 
 
 def server_parser() -> FlagParser:

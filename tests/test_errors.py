@@ -51,6 +51,8 @@ FLAG_CASES = [
     ("export_model.py", ["--cnn_size=-1"], "argument --cnn_size: must be >= 1, got -1"),
     ("tools/build_lm.py", ["--manifest=m", "--output=lm.arpa", "--order=0"], "argument --order: must be >= 1, got 0"),
     ("tools/generate_audio.py", ["--num_samples=0"], "argument --num_samples: must be >= 1, got 0"),
+    ("infer_path.py", ["--vad=rnnoise"], "argument --vad: invalid choice: 'rnnoise' (choose from 'webrtc', 'silero'"),
+    ("infer_gui.py", ["--vad=rnnoise"], "argument --vad: invalid choice: 'rnnoise'"),
 ]
 
 

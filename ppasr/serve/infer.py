@@ -132,10 +132,11 @@ class Stream:
 
 
 def transcribe_segments(predictor: Predictor, samples: np.ndarray, decode, to_an: bool,
-                        long_audio: bool) -> list[tuple[str, float]]:
-    """``(text, score)`` of the clip, or of each speech segment of long audio."""
+                        long_audio: bool, vad: str = "webrtc") -> list[tuple[str, float]]:
+    """``(text, score)`` of the clip, or of each speech segment ``vad`` finds in long audio (segments
+    that decode to no text are dropped: they would only join the result with empty ``，``)."""
     sample_rate = predictor.feature_config.sample_rate
-    ranges = split_on_silence(samples, sample_rate) if long_audio else [(0, len(samples))]
+    ranges = split_on_silence(samples, sample_rate, vad) if long_audio else [(0, len(samples))]
     minimum = 4 * int(sample_rate * predictor.feature_config.window_ms / 1000)
     results = []
     for start, end in ranges:
@@ -145,6 +146,8 @@ def transcribe_segments(predictor: Predictor, samples: np.ndarray, decode, to_an
         if probs.shape[0] == 0:
             continue
         text, score = decode(probs)
+        if long_audio and not text:
+            continue
         results.append((to_arabic_numerals(text) if to_an else text, score))
     return results
 
@@ -167,13 +170,18 @@ def infer_path(args) -> None:
     except AudioError as e:
         raise UserError(f"{args.wav_path}: {e}") from None
     start = time.time()
-    results = transcribe_segments(predictor, samples, decoder, args.to_an, args.is_long_audio)
-    elapsed = round((time.time() - start) * 1000)
-    if not args.is_long_audio:
+    results = transcribe_segments(predictor, samples, decoder, args.to_an, args.is_long_audio, args.vad)
+    for line in result_lines(results, round((time.time() - start) * 1000), args.is_long_audio):
+        print(line)
+
+
+def result_lines(results: list[tuple[str, float]], elapsed_ms: int, long_audio: bool) -> list[str]:
+    """PPASR's result lines (infer_path.py and infer_gui.py): one for a clip; one per segment and
+    the joined result for long audio."""
+    if not long_audio:
         text, score = results[0] if results else ("", 0.0)
-        print(f"消耗时间：{elapsed}ms, 识别结果: {text}, 得分: {int(score)}")
-        return
-    for i, (text, score) in enumerate(results):
-        print(f"第{i}个分割音频, 得分: {int(score)}, 识别结果: {text}")
+        return [f"消耗时间：{elapsed_ms}ms, 识别结果: {text}, 得分: {int(score)}"]
+    lines = [f"第{i}个分割音频, 得分: {int(score)}, 识别结果: {text}" for i, (text, score) in enumerate(results)]
     score = sum(s for _, s in results) / len(results) if results else 0.0
-    print(f"最终结果，消耗时间：{elapsed}, 得分: {int(score)}, 识别结果: {'，'.join(t for t, _ in results)}")
+    joined = "，".join(t for t, _ in results)
+    return lines + [f"最终结果，消耗时间：{elapsed_ms}, 得分: {int(score)}, 识别结果: {joined}"]

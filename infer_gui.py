@@ -1,0 +1,15 @@
+"""Desktop window: recognise an audio file or a microphone recording (PPASR infer_gui.py)."""
+from ppasr.cli import gui_parser
+from ppasr.errors import run_main
+from ppasr.utils import print_arguments
+
+
+def main() -> None:
+    args = gui_parser().parse_args()
+    from ppasr.serve.gui import run_gui  # after the flags are valid: --help and flag errors need no paddle
+    print_arguments(args)
+    run_gui(args)
+
+
+if __name__ == "__main__":
+    run_main(main)
