@@ -68,3 +68,52 @@ def test_eval_shards_cover_everything():
         s = sampler(n=21, batch_size=4, shuffle=False, num_replicas=2, rank=rank, even_shards=False)
         parts.append(flat(list(s)))
     assert sorted(parts[0] + parts[1]) == list(range(21))
+
+
+def _bench():
+    """bench/bench_sampler.py, whose figures the balance test holds to its goal."""
+    import importlib.util
+    from pathlib import Path
+    path = Path(__file__).resolve().parents[1] / "bench" / "bench_sampler.py"
+    spec = importlib.util.spec_from_file_location("bench_sampler", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("ranks", [2, 8])
+def test_every_step_gives_ranks_neighbouring_lengths(ranks):
+    bench = _bench()
+    durations = bench.synthetic_durations(4000)
+    for epoch in (1, 2, 3):
+        per_rank = bench.rank_batches(durations, 32, ranks, epoch)
+        assert bench.rank_waiting(durations, per_rank) <= 0.03, "the bench's goal: ≤ 3 % rank waiting"
+        for step in zip(*per_rank):
+            union = sorted(flat(step))
+            assert union == list(range(union[0], union[0] + len(union))), "one group of neighbouring lengths"
+            assert max(map(len, step)) - min(map(len, step)) <= 1, "ranks get equal shares"
+
+
+@pytest.mark.parametrize("n,world", [(1000, 8), (103, 3), (96, 4)])
+def test_each_utterance_once_per_epoch_across_ranks(n, world):
+    for epoch in (1, 2, 5):
+        shards = []
+        for rank in range(world):
+            s = sampler(n=n, seed=2, num_replicas=world, rank=rank)
+            s.set_epoch(epoch)
+            shards.append(list(s))
+        used = flat(b for shard in shards for b in shard)
+        assert len(used) == len(set(used)), "no utterance twice in an epoch"
+        assert n - len(used) <= 2 * (world - 1), "only end pieces smaller than the rank count are left out"
+        if n % (8 * world) == 0 and epoch == 1:
+            assert len(used) == n
+        assert len({len(x) for x in shards}) == 1
+
+
+def test_distributed_resume_continues_every_rank_exactly():
+    for rank in range(4):
+        s = sampler(n=500, seed=7, num_replicas=4, rank=rank)
+        s.set_epoch(3)
+        full = list(s)
+        s.set_epoch(3, skip_batches=6)
+        assert list(s) == full[6:] and len(s) == len(full) - 6
