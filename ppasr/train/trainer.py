@@ -26,10 +26,10 @@ from ppasr.data.features import FeatureConfig, FeatureNormalizer
 from ppasr.decode.greedy import greedy_decode
 from ppasr.errors import Stopped, UserError
 from ppasr.logger import setup_logging
-from ppasr.model.checkpoint import (BEST_MODEL, LAST_MODEL, RunLock, check_model_dir, check_writable,
+from ppasr.model.checkpoint import (AMP_STATE, BEST_MODEL, LAST_MODEL, RunLock, check_model_dir, check_writable,
                                     checkpoint_name, load_optimizer, load_pretrained, load_weights, new_run_id,
                                     prune_checkpoints, publish, read_state, remove_stale_temporaries,
-                                    save_checkpoint)
+                                    save_checkpoint, load_scaler_state, scaler_state)
 from ppasr.model.config import ModelConfig, resolve_model_config
 from ppasr.train.evaluation import EvalResult, ctc_loss_per_utterance, evaluate
 from ppasr.train.preemption import Interrupted, StopRequest
@@ -195,6 +195,8 @@ def restore(run: Run) -> None:
         resumed = read_state(args.resume_model)
         load_weights(args.resume_model, run.model)
         load_optimizer(args.resume_model, run.optimizer)
+        if run.scaler is not None and AMP_STATE in resumed:
+            load_scaler_state(run.scaler, resumed[AMP_STATE], args.resume_model)
         run.state.update({key: resumed[key] for key in RESUMED_STATE if key in resumed})
         logger.info("resumed from %s: epoch %d, batch %d, step %d, learning rate %.8f", args.resume_model,
                     run.state["epoch"], run.state["batch_in_epoch"], run.state["step"], run.scheduler.get_lr())
@@ -362,6 +364,8 @@ def save(run: Run, epoch: int, batch_in_epoch: int, result: EvalResult | None = 
     is the lowest of the run so far, and retention of this run's own checkpoints."""
     state = run.state
     state.update(epoch=epoch, batch_in_epoch=batch_in_epoch, learning_rate=run.scheduler.get_lr())
+    if run.scaler is not None:
+        state[AMP_STATE] = scaler_state(run.scaler)
     is_best = result is not None and (state["best_cer"] is None or result.cer <= state["best_cer"])
     if is_best:
         state["best_cer"] = result.cer
