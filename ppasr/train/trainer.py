@@ -8,6 +8,7 @@ SIGINT/SIGTERM (``preemption.py``) end the current step, save a resumable checkp
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import logging
 import os
@@ -239,15 +240,21 @@ def train_one_epoch(run: Run, epoch: int) -> int:
     batches = skip + len(data.sampler)
     run.train_model.train()
     tic = time.time()
+    stopping = False
     for batch_id, batch in enumerate(data.train_loader, start=skip):
-        loss, stop = train_step(run, batch, epoch, batch_id)
+        window = accumulation_window(batch_id, batches, args.accum_grad)
+        loss, stop = train_step(run, batch, epoch, batch_id, window)
         run.step_times.append(time.time() - tic)
         tic = time.time()
         if run.is_main and loss is not None and (batch_id % args.log_interval == 0 or batch_id == batches - 1):
             log_train(run, epoch, batch_id, batches, loss)
-        if stop:
+        stopping = stopping or stop
+        if batch_id + 1 < window[1]:
+            continue  # checkpoints and stops only between optimiser steps, so a resume is exact
+        if stopping:
             raise stop_run(run, epoch, batch_id + 1)
-        if args.save_interval > 0 and (batch_id + 1) % args.save_interval == 0 and batch_id + 1 < batches:
+        updates = (batch_id + 1) // args.accum_grad
+        if args.save_interval > 0 and updates % args.save_interval == 0 and batch_id + 1 < batches:
             with run.stop.saving():
                 save(run, epoch, batch_id + 1)
     return batches
@@ -268,24 +275,41 @@ def stop_run(run: Run, epoch: int, batch_in_epoch: int) -> Stopped:
                             f"({where}; also {last}); continue with: python3 train.py --resume_model={last}")
 
 
-def train_step(run: Run, batch, epoch: int, batch_id: int) -> tuple[float | None, bool]:
-    """Forward, CTC loss, backward, Adam step; the loss (None when the batch was skipped) and whether
-    the run stops after this step.
+def accumulation_window(batch_id: int, batches: int, accum_grad: int) -> tuple[int, int]:
+    """The batches [first, end) whose gradients make the optimiser step that ``batch_id`` belongs to
+    (the epoch's last window may be shorter)."""
+    first = batch_id - batch_id % accum_grad
+    return first, min(first + accum_grad, batches)
+
+
+def train_step(run: Run, batch, epoch: int, batch_id: int, window: tuple[int, int] | None = None
+               ) -> tuple[float | None, bool]:
+    """Forward, CTC loss, backward, and at the end of the accumulation ``window`` (default: this batch
+    alone) the Adam step; the loss (None when the batch was skipped) and whether the run stops.
 
     A batch is skipped on every rank when any rank's loss is NaN/inf or none of its audio loaded
     (all ranks must agree, or DataParallel's all-reduce would hang); too many in a row stop the run.
+    A skipped batch that ends a window drops the window's gradients: the ranks never synced them.
     A stop request travels in the same all-reduce, so every rank stops after the same step.
     """
+    first, end = window or (batch_id, batch_id + 1)
+    last = batch_id + 1 == end
     run.scheduler.set_step(run.state["step"])
-    loss = batch_loss(run.train_model, batch, run.ctc, run.scaler is not None)
-    value = float(loss.item()) if loss is not None else float("nan")
-    bad, stop = all_reduce_sum([0.0 if np.isfinite(value) else 1.0, float(run.stop.requested)], run.world_size)
+    with gradient_sync(run.train_model, last):
+        loss = batch_loss(run.train_model, batch, run.ctc, run.scaler is not None)
+        value = float(loss.item()) if loss is not None else float("nan")
+        bad, stop = all_reduce_sum([0.0 if np.isfinite(value) else 1.0, float(run.stop.requested)],
+                                   run.world_size)
+        if bad == 0:
+            backward(loss / (end - first) if end - first > 1 else loss, run.scaler)
     if bad == 0:
-        update(loss, run.optimizer, run.scaler)
-        run.state["step"] += 1
+        if last:
+            optimizer_step(run.optimizer, run.scaler)
+            run.state["step"] += 1
         run.bad_steps = 0
         return value, stop > 0
-    run.optimizer.clear_grad()
+    if last:
+        run.optimizer.clear_grad()
     run.skipped_steps += 1
     run.bad_steps += 1
     logger.warning("warning: skipped batch %d of epoch %d: %s (skipped %d so far)", batch_id, epoch,
@@ -308,12 +332,27 @@ def batch_loss(model: paddle.nn.Layer, batch, ctc: paddle.nn.CTCLoss, use_amp: b
 
 def update(loss: paddle.Tensor, optimizer: paddle.optimizer.Optimizer, scaler=None) -> None:
     """Backward pass and optimiser step (through the AMP loss scaler when there is one)."""
+    backward(loss, scaler)
+    optimizer_step(optimizer, scaler)
+
+
+def gradient_sync(model: paddle.nn.Layer, sync: bool):
+    """Around a batch's forward and backward: a DataParallel ``model`` all-reduces the gradients only
+    when ``sync`` (the last batch of an accumulation window); before that they add up locally."""
+    return model.no_sync() if not sync and isinstance(model, paddle.DataParallel) else contextlib.nullcontext()
+
+
+def backward(loss: paddle.Tensor, scaler=None) -> None:
+    """Add ``loss``'s gradients to the parameters' (AMP-scaled when there is a scaler)."""
+    (scaler.scale(loss) if scaler is not None else loss).backward()
+
+
+def optimizer_step(optimizer: paddle.optimizer.Optimizer, scaler=None) -> None:
+    """Apply the accumulated gradients (through the AMP loss scaler when there is one), then clear them."""
     if scaler is not None:
-        scaler.scale(loss).backward()
         scaler.step(optimizer)
         scaler.update()
     else:
-        loss.backward()
         optimizer.step()
     optimizer.clear_grad()
 
