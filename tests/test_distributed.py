@@ -32,13 +32,13 @@ def test_two_process_launch_trains_identical_replicas(workdir):
 
 
 def test_accumulated_gradients_sync_once_per_step_and_replicas_stay_identical(workdir):
-    """--accum_grad 2 under 2 processes: batches in between add up locally (no_sync), the window's last
+    """--accum_grad 2 (with duration batches) under 2 processes: batches in between add up locally (no_sync), the window's last
     one all-reduces them; replicas identical, one optimiser step per 2 batches."""
     import json
     env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
     cmd = [sys.executable, "-m", "paddle.distributed.launch", "--nproc_per_node", "2", "--log_dir", "launch_log",
            str(REPO / "train.py"), *TINY_MODEL, "--batch_size=4", "--num_workers=0", "--num_epoch=1",
-           "--augment_conf_path=None", "--log_interval=1", "--accum_grad=2"]
+           "--augment_conf_path=None", "--log_interval=1", "--accum_grad=2", "--max_batch_duration=12"]
     proc = subprocess.run(cmd, cwd=workdir, env=env, capture_output=True, text=True, timeout=600)
     logs = [(workdir / "launch_log" / f"workerlog.{rank}").read_text(encoding="utf-8") for rank in (0, 1)]
     assert proc.returncode == 0, proc.stderr[-3000:] + logs[0][-3000:] + logs[1][-3000:]

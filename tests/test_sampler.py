@@ -1,5 +1,6 @@
 """SortaGrad batch sampler: ordering, epochs, batch size 1, disjoint distributed shards, resume."""
 
+import numpy as np
 import pytest
 
 from ppasr.data.dataset import SortaGradBatchSampler
@@ -117,3 +118,38 @@ def test_distributed_resume_continues_every_rank_exactly():
         full = list(s)
         s.set_epoch(3, skip_batches=6)
         assert list(s) == full[6:] and len(s) == len(full) - 6
+
+
+class _Durations:
+    """What the sampler reads of a ManifestDataset: its length and sorted durations."""
+
+    def __init__(self, durations):
+        self.durations = sorted(durations)
+
+    def __len__(self):
+        return len(self.durations)
+
+
+@pytest.mark.parametrize("world", [1, 4])
+def test_duration_batches_stay_under_the_cap_but_for_single_long_utterances(world):
+    bench = _bench()
+    data = _Durations(list(bench.synthetic_durations(3000)) + [25.0, 31.0, 40.0, 44.0])
+    cap = 60.0
+    for epoch in (1, 2, 3):
+        shards = []
+        for rank in range(world):
+            s = SortaGradBatchSampler(data, 32, seed=4, num_replicas=world, rank=rank, max_batch_duration=cap)
+            s.set_epoch(epoch)
+            shards.append(list(s))
+        assert len({len(x) for x in shards}) == 1
+        for batch in (b for shard in shards for b in shard):
+            seconds = sum(data.durations[i] for i in batch)
+            assert seconds <= cap or len(batch) == 1, f"{len(batch)} utterances, {seconds:.1f} s over the cap"
+        used = flat(b for shard in shards for b in shard)
+        assert len(used) == len(set(used)) and len(data) - len(used) <= 2 * (world - 1)
+        sizes = [len(b) for b in shards[0]]
+        assert max(sizes) >= 4 * min(sizes), "short utterances fill bigger batches than long ones"
+        if world > 1:
+            per_rank = [[b for b in shard] for shard in shards]
+            longest = np.array([[data.durations[b[-1]] for b in x] for x in per_rank])
+            assert longest.max(axis=0).sum() / longest.mean(axis=0).sum() - 1 <= 0.03

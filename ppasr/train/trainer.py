@@ -156,7 +156,7 @@ def build_data(args: argparse.Namespace, world_size: int, rank: int) -> Data:
     if len(train_set) == 0:
         raise UserError(f"no usable training utterances in {args.train_manifest} (reasons above)")
     sampler = SortaGradBatchSampler(train_set, args.batch_size, shuffle=True, seed=args.seed,
-                                    num_replicas=world_size, rank=rank)
+                                    num_replicas=world_size, rank=rank, max_batch_duration=args.max_batch_duration)
     test_sampler = SortaGradBatchSampler(test_set, args.batch_size, shuffle=False, num_replicas=world_size,
                                          rank=rank, even_shards=False)
     workers = loader_workers(args.num_workers, world_size)
