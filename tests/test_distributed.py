@@ -32,8 +32,8 @@ def test_two_process_launch_trains_identical_replicas(workdir):
 
 
 def test_accumulated_gradients_sync_once_per_step_and_replicas_stay_identical(workdir):
-    """--accum_grad 2 (with duration batches) under 2 processes: batches in between add up locally (no_sync), the window's last
-    one all-reduces them; replicas identical, one optimiser step per 2 batches."""
+    """--accum_grad 2 (with duration batches) under 2 processes: batches in between add up locally
+    (no_sync), the window's last one all-reduces them; replicas identical, one optimiser step per 2 batches."""
     import json
     env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
     cmd = [sys.executable, "-m", "paddle.distributed.launch", "--nproc_per_node", "2", "--log_dir", "launch_log",
@@ -42,7 +42,8 @@ def test_accumulated_gradients_sync_once_per_step_and_replicas_stay_identical(wo
     proc = subprocess.run(cmd, cwd=workdir, env=env, capture_output=True, text=True, timeout=600)
     logs = [(workdir / "launch_log" / f"workerlog.{rank}").read_text(encoding="utf-8") for rank in (0, 1)]
     assert proc.returncode == 0, proc.stderr[-3000:] + logs[0][-3000:] + logs[1][-3000:]
-    sums = [re.search(rf"rank {rank}: final parameter checksum (\w+)", log).group(1) for rank, log in enumerate(logs)]
+    sums = [re.search(rf"rank {rank}: final parameter checksum (\w+)", log).group(1)
+            for rank, log in enumerate(logs)]
     assert sums[0] == sums[1], "replicas diverged: the accumulated gradients were not all-reduced"
     batches = int(re.search(r"batch: \[\d+/(\d+)\]", logs[0]).group(1))
     state = json.loads((workdir / "models/deepspeech2/epoch_1/state.json").read_text())
