@@ -267,6 +267,8 @@ def train_parser() -> FlagParser:
     _add(p, "log_dir", str, "log/", "VisualDL 日志目录.")
     _add(p, "use_amp", bool, False, "GPU上使用自动混合精度训练 (ignored on CPU).")
     _add(p, "max_bad_steps", integer(1), 20, "连续NaN/inf损失达到此数则停止训练.")
+    _add(p, "accum_grad", integer(1), 1, "每多少个batch更新一次参数 (gradient accumulation; save_interval then counts updates).")
+    _add(p, "max_batch_duration", real(0), 0.0, "每个batch最多多少秒音频 (0 = batch_size utterances; a longer single utterance forms its own batch).")
     return p
 
 

@@ -11,6 +11,7 @@ import sys
 import time
 
 import numpy as np
+import pytest
 import paddle
 
 from conftest import REPO, TINY_MODEL, run_cli
@@ -217,3 +218,33 @@ def test_leftovers_of_a_killed_save_are_cleaned_up(tmp_path):
     remove_stale_temporaries(str(tmp_path))
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([alive.name, "best_model"])
     assert (tmp_path / "best_model/state.json").read_text() == "{}"
+
+
+def _gpu_like_scaler(state: dict | None = None) -> paddle.amp.GradScaler:
+    """A GradScaler as a GPU run has it: on a CPU paddle disables it (state_dict() is then empty), so
+    it is switched on by hand and given a full state through paddle's own load_state_dict."""
+    scaler = paddle.amp.GradScaler(init_loss_scaling=1024)
+    scaler._enable = True
+    scaler.load_state_dict(state or {"scale": np.array([1024.0], dtype=np.float32), "incr_ratio": 2.0,
+                                     "decr_ratio": 0.5, "incr_every_n_steps": 1000, "decr_every_n_nan_or_inf": 2,
+                                     "incr_count": 0, "decr_count": 0, "use_dynamic_loss_scaling": True})
+    return scaler
+
+
+def test_amp_loss_scale_is_saved_and_restored(tmp_path):
+    from ppasr.errors import UserError
+    from ppasr.model.checkpoint import AMP_STATE, load_scaler_state, read_state, save_checkpoint, scaler_state
+    trained = _gpu_like_scaler()
+    trained.load_state_dict(dict(trained.state_dict(), scale=np.array([131072.0], dtype=np.float32),
+                                 incr_count=417, decr_count=1))
+    model = paddle.nn.Linear(2, 2)
+    optimizer = paddle.optimizer.Adam(parameters=model.parameters())
+    path = save_checkpoint(str(tmp_path), "epoch_1_batch_5", model, optimizer,
+                           {"run_id": "r", AMP_STATE: scaler_state(trained)})
+    resumed = _gpu_like_scaler()
+    load_scaler_state(resumed, read_state(path)[AMP_STATE], path)
+    got, want = resumed.state_dict(), trained.state_dict()
+    assert float(got.pop("scale")[0]) == float(want.pop("scale")[0]) == 131072.0, "the loss scale, not 1024 again"
+    assert got == want
+    with pytest.raises(UserError, match="state.json"):
+        load_scaler_state(_gpu_like_scaler(), {"scale": "x"}, path)

@@ -29,3 +29,22 @@ def test_two_process_launch_trains_identical_replicas(workdir):
     assert total == (single + 3) // 4 // 2, "each rank runs half of the batches"
     for epoch in (1, 2):
         assert (workdir / f"models/deepspeech2/epoch_{epoch}/model.pdparams").exists()
+
+
+def test_accumulated_gradients_sync_once_per_step_and_replicas_stay_identical(workdir):
+    """--accum_grad 2 (with duration batches) under 2 processes: batches in between add up locally
+    (no_sync), the window's last one all-reduces them; replicas identical, one optimiser step per 2 batches."""
+    import json
+    env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
+    cmd = [sys.executable, "-m", "paddle.distributed.launch", "--nproc_per_node", "2", "--log_dir", "launch_log",
+           str(REPO / "train.py"), *TINY_MODEL, "--batch_size=4", "--num_workers=0", "--num_epoch=1",
+           "--augment_conf_path=None", "--log_interval=1", "--accum_grad=2", "--max_batch_duration=12"]
+    proc = subprocess.run(cmd, cwd=workdir, env=env, capture_output=True, text=True, timeout=600)
+    logs = [(workdir / "launch_log" / f"workerlog.{rank}").read_text(encoding="utf-8") for rank in (0, 1)]
+    assert proc.returncode == 0, proc.stderr[-3000:] + logs[0][-3000:] + logs[1][-3000:]
+    sums = [re.search(rf"rank {rank}: final parameter checksum (\w+)", log).group(1)
+            for rank, log in enumerate(logs)]
+    assert sums[0] == sums[1], "replicas diverged: the accumulated gradients were not all-reduced"
+    batches = int(re.search(r"batch: \[\d+/(\d+)\]", logs[0]).group(1))
+    state = json.loads((workdir / "models/deepspeech2/epoch_1/state.json").read_text())
+    assert batches > 2 and state["step"] == (batches + 1) // 2, "one optimiser step per 2 batches"

@@ -131,17 +131,25 @@ def is_placeholder(indices) -> bool:
 
 
 class SortaGradBatchSampler(paddle.io.BatchSampler):
-    """Duration-sorted batches; epoch 1 in order (SortaGrad), later epochs batch-shuffled.
+    """Duration-sorted batches; epoch 1 in order (SortaGrad), later epochs shuffled by step.
 
-    The order depends only on (seed, epoch), so a resumed run sees exactly the batches it would
-    have seen. With ``num_replicas`` > 1 each rank takes a disjoint shard of the same batch list
-    (with ``even_shards`` the remainder is dropped so every rank runs the same number of batches).
+    Every step's batches (one per rank) are cut from one group of ``batch_size × num_replicas``
+    neighbouring lengths, dealt interleaved (rank r takes the group's r-th, (r+R)-th, … utterance),
+    so no rank waits for another holding much longer utterances. Shuffled epochs start the groups
+    at a random offset and permute them. The order depends only on (seed, epoch), so a resumed run
+    sees exactly the batches it would have seen. With ``even_shards`` every rank runs the same
+    number of batches: an end piece smaller than ``num_replicas`` utterances is left out of that epoch
+    (the offset changes which); without it nothing is left out and ranks may run fewer batches.
+    ``max_batch_duration`` (seconds, 0 = off) sizes the groups by audio instead of ``batch_size``.
     """
 
     def __init__(self, dataset: ManifestDataset, batch_size: int, shuffle: bool = True, sortagrad: bool = True,
-                 seed: int = 0, num_replicas: int = 1, rank: int = 0, even_shards: bool = True):
+                 seed: int = 0, num_replicas: int = 1, rank: int = 0, even_shards: bool = True,
+                 max_batch_duration: float = 0.0):
         self.num_items = len(dataset)
         self.batch_size = batch_size
+        self.max_batch_duration = max_batch_duration
+        self.durations = dataset.durations if max_batch_duration > 0 else None
         self.shuffle, self.sortagrad, self.seed = shuffle, sortagrad, seed
         self.num_replicas, self.rank, self.even_shards = num_replicas, rank, even_shards
         self.epoch = 1
@@ -151,23 +159,44 @@ class SortaGradBatchSampler(paddle.io.BatchSampler):
         """Select the epoch's order; ``skip_batches`` resumes in the middle of an epoch."""
         self.epoch, self.skip_batches = epoch, skip_batches
 
-    def _all_batches(self) -> list[list[int]]:
+    def _cut(self, indices: list[int]) -> list[list[int]]:
+        """Consecutive groups of ``batch_size × num_replicas`` indices or, with ``max_batch_duration``,
+        the longest runs whose every rank's share stays within that many seconds of audio (a share of
+        one utterance may exceed it)."""
+        if not self.max_batch_duration:
+            size = self.batch_size * self.num_replicas
+            return [indices[i:i + size] for i in range(0, len(indices), size)]
+        groups, group, seconds = [], [], [0.0] * self.num_replicas
+        for index in indices:
+            share = len(group) % self.num_replicas
+            duration = float(self.durations[index])
+            if seconds[share] > 0 and seconds[share] + duration > self.max_batch_duration:
+                groups.append(group)
+                group, seconds, share = [], [0.0] * self.num_replicas, 0
+            group.append(index)
+            seconds[share] += duration
+        return groups + [group] if group else groups
+
+    def _groups(self) -> list[list[int]]:
+        """The epoch's steps: each a run of neighbouring (duration-sorted) indices for all ranks."""
         indices = list(range(self.num_items))
         if not self.shuffle or (self.sortagrad and self.epoch == 1):
-            return [indices[i:i + self.batch_size] for i in range(0, len(indices), self.batch_size)]
+            return self._cut(indices)
         rng = np.random.default_rng([self.seed, self.epoch])
-        shift = int(rng.integers(0, self.batch_size)) if self.batch_size > 1 else 0
+        span = len(self._cut(indices)[0]) if self.max_batch_duration and indices else \
+            self.batch_size * self.num_replicas
+        shift = int(rng.integers(0, span)) if span > 1 else 0
         head, rest = indices[:shift], indices[shift:]
-        batches = [rest[i:i + self.batch_size] for i in range(0, len(rest), self.batch_size)]
+        groups = self._cut(rest)
         if head:
-            batches.append(head)
-        order = rng.permutation(len(batches))
-        return [batches[i] for i in order]
+            groups.append(head)
+        order = rng.permutation(len(groups))
+        return [groups[i] for i in order]
 
     def _rank_batches(self) -> list[list[int]]:
-        batches = self._all_batches()
-        shard = batches[self.rank::self.num_replicas]
-        return shard[:len(batches) // self.num_replicas] if self.even_shards else shard
+        pieces = [group[self.rank::self.num_replicas] for group in self._groups()
+                  if not self.even_shards or len(group) >= self.num_replicas]
+        return [piece for piece in pieces if piece]
 
     def __iter__(self):
         yield from self._rank_batches()[self.skip_batches:]

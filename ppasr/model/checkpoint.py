@@ -34,6 +34,7 @@ import time
 from datetime import datetime
 from typing import Iterator
 
+import numpy as np
 import paddle
 
 from ppasr.errors import UserError
@@ -50,6 +51,7 @@ _TEMPORARY_NAME = re.compile(r"^\.(.+)\.(tmp|old)-(\d+)$")
 _RENAME_EXCHANGE = 2  # renameat2 flag (Linux 3.15+): swap two paths in one step
 _AT_FDCWD = -100
 LOCK_FILE = ".train.lock"
+AMP_STATE = "amp_scaler"  # state.json key of the AMP loss scaler (--use_amp)
 _DISK_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG)
 
 
@@ -73,6 +75,21 @@ def save_checkpoint(root: str, name: str, model: paddle.nn.Layer, optimizer: pad
         with open(os.path.join(tmp, STATE_FILE), "w", encoding="utf-8") as f:
             json.dump(dict(state, saved_at=time.strftime("%Y-%m-%d %H:%M:%S")), f, ensure_ascii=False, indent=2)
         return _install(root, name, tmp, state["run_id"])
+
+
+def scaler_state(scaler: paddle.amp.GradScaler) -> dict:
+    """The AMP loss scaler's state for state.json, so a resumed run keeps its loss scale (not 1024 again)."""
+    return {key: float(np.asarray(value).reshape(-1)[0]) if key == "scale" else value
+            for key, value in scaler.state_dict().items()}
+
+
+def load_scaler_state(scaler: paddle.amp.GradScaler, saved, path: str) -> None:
+    """Restore what ``scaler_state`` wrote into the checkpoint ``path``."""
+    try:
+        scaler.load_state_dict(dict(saved, scale=np.array([float(saved["scale"])], dtype=np.float32)))
+    except (KeyError, TypeError, ValueError) as e:
+        raise UserError(f"{os.path.join(path, STATE_FILE)}: unreadable {AMP_STATE!r} ({e!r}); "
+                        f"pick another checkpoint folder") from None
 
 
 def publish(root: str, source: str, alias: str) -> str:

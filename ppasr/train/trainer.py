@@ -8,6 +8,7 @@ SIGINT/SIGTERM (``preemption.py``) end the current step, save a resumable checkp
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import logging
 import os
@@ -26,10 +27,10 @@ from ppasr.data.features import FeatureConfig, FeatureNormalizer
 from ppasr.decode.greedy import greedy_decode
 from ppasr.errors import Stopped, UserError
 from ppasr.logger import setup_logging
-from ppasr.model.checkpoint import (BEST_MODEL, LAST_MODEL, RunLock, check_model_dir, check_writable,
+from ppasr.model.checkpoint import (AMP_STATE, BEST_MODEL, LAST_MODEL, RunLock, check_model_dir, check_writable,
                                     checkpoint_name, load_optimizer, load_pretrained, load_weights, new_run_id,
                                     prune_checkpoints, publish, read_state, remove_stale_temporaries,
-                                    save_checkpoint)
+                                    save_checkpoint, load_scaler_state, scaler_state)
 from ppasr.model.config import ModelConfig, resolve_model_config
 from ppasr.train.evaluation import EvalResult, ctc_loss_per_utterance, evaluate
 from ppasr.train.preemption import Interrupted, StopRequest
@@ -155,7 +156,7 @@ def build_data(args: argparse.Namespace, world_size: int, rank: int) -> Data:
     if len(train_set) == 0:
         raise UserError(f"no usable training utterances in {args.train_manifest} (reasons above)")
     sampler = SortaGradBatchSampler(train_set, args.batch_size, shuffle=True, seed=args.seed,
-                                    num_replicas=world_size, rank=rank)
+                                    num_replicas=world_size, rank=rank, max_batch_duration=args.max_batch_duration)
     test_sampler = SortaGradBatchSampler(test_set, args.batch_size, shuffle=False, num_replicas=world_size,
                                          rank=rank, even_shards=False)
     workers = loader_workers(args.num_workers, world_size)
@@ -195,6 +196,8 @@ def restore(run: Run) -> None:
         resumed = read_state(args.resume_model)
         load_weights(args.resume_model, run.model)
         load_optimizer(args.resume_model, run.optimizer)
+        if run.scaler is not None and AMP_STATE in resumed:
+            load_scaler_state(run.scaler, resumed[AMP_STATE], args.resume_model)
         run.state.update({key: resumed[key] for key in RESUMED_STATE if key in resumed})
         logger.info("resumed from %s: epoch %d, batch %d, step %d, learning rate %.8f", args.resume_model,
                     run.state["epoch"], run.state["batch_in_epoch"], run.state["step"], run.scheduler.get_lr())
@@ -237,15 +240,21 @@ def train_one_epoch(run: Run, epoch: int) -> int:
     batches = skip + len(data.sampler)
     run.train_model.train()
     tic = time.time()
+    stopping = False
     for batch_id, batch in enumerate(data.train_loader, start=skip):
-        loss, stop = train_step(run, batch, epoch, batch_id)
+        window = accumulation_window(batch_id, batches, args.accum_grad)
+        loss, stop = train_step(run, batch, epoch, batch_id, window)
         run.step_times.append(time.time() - tic)
         tic = time.time()
         if run.is_main and loss is not None and (batch_id % args.log_interval == 0 or batch_id == batches - 1):
             log_train(run, epoch, batch_id, batches, loss)
-        if stop:
+        stopping = stopping or stop
+        if batch_id + 1 < window[1]:
+            continue  # checkpoints and stops only between optimiser steps, so a resume is exact
+        if stopping:
             raise stop_run(run, epoch, batch_id + 1)
-        if args.save_interval > 0 and (batch_id + 1) % args.save_interval == 0 and batch_id + 1 < batches:
+        updates = (batch_id + 1) // args.accum_grad
+        if args.save_interval > 0 and updates % args.save_interval == 0 and batch_id + 1 < batches:
             with run.stop.saving():
                 save(run, epoch, batch_id + 1)
     return batches
@@ -266,24 +275,41 @@ def stop_run(run: Run, epoch: int, batch_in_epoch: int) -> Stopped:
                             f"({where}; also {last}); continue with: python3 train.py --resume_model={last}")
 
 
-def train_step(run: Run, batch, epoch: int, batch_id: int) -> tuple[float | None, bool]:
-    """Forward, CTC loss, backward, Adam step; the loss (None when the batch was skipped) and whether
-    the run stops after this step.
+def accumulation_window(batch_id: int, batches: int, accum_grad: int) -> tuple[int, int]:
+    """The batches [first, end) whose gradients make the optimiser step that ``batch_id`` belongs to
+    (the epoch's last window may be shorter)."""
+    first = batch_id - batch_id % accum_grad
+    return first, min(first + accum_grad, batches)
+
+
+def train_step(run: Run, batch, epoch: int, batch_id: int, window: tuple[int, int] | None = None
+               ) -> tuple[float | None, bool]:
+    """Forward, CTC loss, backward, and at the end of the accumulation ``window`` (default: this batch
+    alone) the Adam step; the loss (None when the batch was skipped) and whether the run stops.
 
     A batch is skipped on every rank when any rank's loss is NaN/inf or none of its audio loaded
     (all ranks must agree, or DataParallel's all-reduce would hang); too many in a row stop the run.
+    A skipped batch that ends a window drops the window's gradients: the ranks never synced them.
     A stop request travels in the same all-reduce, so every rank stops after the same step.
     """
+    first, end = window or (batch_id, batch_id + 1)
+    last = batch_id + 1 == end
     run.scheduler.set_step(run.state["step"])
-    loss = batch_loss(run.train_model, batch, run.ctc, run.scaler is not None)
-    value = float(loss.item()) if loss is not None else float("nan")
-    bad, stop = all_reduce_sum([0.0 if np.isfinite(value) else 1.0, float(run.stop.requested)], run.world_size)
+    with gradient_sync(run.train_model, last):
+        loss = batch_loss(run.train_model, batch, run.ctc, run.scaler is not None)
+        value = float(loss.item()) if loss is not None else float("nan")
+        bad, stop = all_reduce_sum([0.0 if np.isfinite(value) else 1.0, float(run.stop.requested)],
+                                   run.world_size)
+        if bad == 0:
+            backward(loss / (end - first) if end - first > 1 else loss, run.scaler)
     if bad == 0:
-        update(loss, run.optimizer, run.scaler)
-        run.state["step"] += 1
+        if last:
+            optimizer_step(run.optimizer, run.scaler)
+            run.state["step"] += 1
         run.bad_steps = 0
         return value, stop > 0
-    run.optimizer.clear_grad()
+    if last:
+        run.optimizer.clear_grad()
     run.skipped_steps += 1
     run.bad_steps += 1
     logger.warning("warning: skipped batch %d of epoch %d: %s (skipped %d so far)", batch_id, epoch,
@@ -306,12 +332,27 @@ def batch_loss(model: paddle.nn.Layer, batch, ctc: paddle.nn.CTCLoss, use_amp: b
 
 def update(loss: paddle.Tensor, optimizer: paddle.optimizer.Optimizer, scaler=None) -> None:
     """Backward pass and optimiser step (through the AMP loss scaler when there is one)."""
+    backward(loss, scaler)
+    optimizer_step(optimizer, scaler)
+
+
+def gradient_sync(model: paddle.nn.Layer, sync: bool):
+    """Around a batch's forward and backward: a DataParallel ``model`` all-reduces the gradients only
+    when ``sync`` (the last batch of an accumulation window); before that they add up locally."""
+    return model.no_sync() if not sync and isinstance(model, paddle.DataParallel) else contextlib.nullcontext()
+
+
+def backward(loss: paddle.Tensor, scaler=None) -> None:
+    """Add ``loss``'s gradients to the parameters' (AMP-scaled when there is a scaler)."""
+    (scaler.scale(loss) if scaler is not None else loss).backward()
+
+
+def optimizer_step(optimizer: paddle.optimizer.Optimizer, scaler=None) -> None:
+    """Apply the accumulated gradients (through the AMP loss scaler when there is one), then clear them."""
     if scaler is not None:
-        scaler.scale(loss).backward()
         scaler.step(optimizer)
         scaler.update()
     else:
-        loss.backward()
         optimizer.step()
     optimizer.clear_grad()
 
@@ -362,6 +403,8 @@ def save(run: Run, epoch: int, batch_in_epoch: int, result: EvalResult | None = 
     is the lowest of the run so far, and retention of this run's own checkpoints."""
     state = run.state
     state.update(epoch=epoch, batch_in_epoch=batch_in_epoch, learning_rate=run.scheduler.get_lr())
+    if run.scaler is not None:
+        state[AMP_STATE] = scaler_state(run.scaler)
     is_best = result is not None and (state["best_cer"] is None or result.cer <= state["best_cer"])
     if is_best:
         state["best_cer"] = result.cer
