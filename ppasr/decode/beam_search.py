@@ -16,6 +16,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
+import threading
 from dataclasses import dataclass
 from typing import Any, Self
 
@@ -246,16 +247,24 @@ def _merge_existing(trie: PrefixTrie, nodes: np.ndarray, column: np.ndarray, ext
 _WORKER_SEARCH: PrefixBeamSearch | None = None
 
 
-def _worker_init(parent_pid: int, config: SearchConfig | None) -> None:
-    """Start a decoding worker: it dies with ``parent_pid``, default signal handling (not Paddle's,
-    whose handler prints a C++ traceback when a worker is stopped) and the searcher, loaded only if
-    not inherited."""
+def _worker_init(parent_pid: int | None, config: SearchConfig | None) -> None:
+    """Start a decoding worker: it dies with ``parent_pid`` (when given), default signal handling (not
+    Paddle's, whose handler prints a C++ traceback when a worker is stopped) and the searcher, loaded
+    only if not inherited."""
     global _WORKER_SEARCH
-    exit_with_parent(parent_pid)
+    if parent_pid is not None:
+        exit_with_parent(parent_pid)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     if config is not None:
         _WORKER_SEARCH = PrefixBeamSearch(config)
+
+
+def _death_guard_pid() -> int | None:
+    """This process's pid when the pool is made on the main thread, else None: the parent-death signal
+    fires when the *thread* that forked a worker ends, which would kill a pool made on a short-lived
+    thread (say a server's request thread) in the middle of its work."""
+    return os.getpid() if threading.current_thread() is threading.main_thread() else None
 
 
 def _worker_search(frames: PrunedFrames) -> tuple[str, float, float]:
@@ -323,7 +332,7 @@ class BeamSearchDecoder:
             _WORKER_SEARCH = self._search if fork else None
             context = multiprocessing.get_context("fork" if fork else "spawn")
             self._pool = context.Pool(self.num_processes, initializer=_worker_init,
-                                      initargs=(os.getpid(), None if fork else self.config))
+                                      initargs=(_death_guard_pid(), None if fork else self.config))
         return self._pool.map(_worker_search, utterances, chunksize=1)
 
     def close(self) -> None:
