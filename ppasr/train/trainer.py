@@ -100,9 +100,6 @@ def train(args: argparse.Namespace) -> None:
         data = build_data(args, world_size, rank)
         run = build_run(args, data, world_size, rank, device, stop)
         restore(run)
-    except Interrupted:
-        raise stop.stopped("before the first training step; nothing to save") from None
-    try:
         lock = open_logs(run, device, threads)
     except Interrupted:
         raise stop.stopped("before the first training step; nothing to save") from None
