@@ -175,16 +175,21 @@ def test_a_second_run_in_the_same_folder_refuses_to_start(workdir):
     assert not (workdir / "models/deepspeech2/.train.lock").exists()
 
 
-def wait_for_children(proc: subprocess.Popen, count: int, exclude: set[int] = frozenset(),
-                      timeout: float = 300) -> set[int]:
-    """``count`` children of ``proc`` that are not in ``exclude``, once they are there."""
+def wait_for_busy_pool(proc: subprocess.Popen, count: int, settle: float = 0.3, timeout: float = 300) -> set[int]:
+    """``count`` children of ``proc`` once the same ones have lived ``settle`` seconds: a pool at work.
+
+    Judged by lifetime, not by order: a fast machine can start and finish a short-lived pool (the header
+    probe) between two looks, so "the second pool seen" is not a reliable name for the busy one."""
     deadline = time.time() + timeout
+    seen, since = set(), time.time()
     while time.time() < deadline and proc.poll() is None:
-        found = children(proc.pid) - exclude
-        if len(found) >= count:
+        found = children(proc.pid)
+        if found != seen:
+            seen, since = found, time.time()
+        elif len(found) >= count and time.time() - since >= settle:
             return found
         time.sleep(0.02)
-    raise AssertionError(f"expected {count} pool workers of {proc.args[1]}, it ended with {proc.poll()}")
+    raise AssertionError(f"expected {count} busy pool workers of {proc.args[1]}, it ended with {proc.poll()}")
 
 
 def kill_and_check_workers_die(proc: subprocess.Popen, workers: set[int]) -> None:
@@ -212,10 +217,7 @@ def test_killed_create_data_leaves_no_pool_workers(workdir, reference_audio):
     proc = subprocess.Popen([sys.executable, str(REPO / "create_data.py"), "--num_workers=2",
                              "--count_threshold=1", "--feature_method=fbank"], cwd=workdir, env=ENV,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    probe_pool = wait_for_children(proc, 2)
-    stats_pool = wait_for_children(proc, 2, exclude=probe_pool)  # the mean/std pool, featurising
-    time.sleep(0.5)
-    kill_and_check_workers_die(proc, stats_pool)
+    kill_and_check_workers_die(proc, wait_for_busy_pool(proc, 2))
 
 
 def test_killed_beam_search_eval_leaves_no_workers(trained_corpus, tmp_path, reference_audio):
@@ -231,9 +233,7 @@ def test_killed_beam_search_eval_leaves_no_workers(trained_corpus, tmp_path, ref
                              "--lang_model_path=lm/tiny.arpa", "--num_proc_bsearch=8", "--beam_size=500",
                              "--batch_size=16", "--num_workers=0"], cwd=work, env=ENV,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    workers = wait_for_children(proc, 8)
-    time.sleep(0.5)
-    kill_and_check_workers_die(proc, workers)
+    kill_and_check_workers_die(proc, wait_for_busy_pool(proc, 8))
 
 
 def test_sigterm_under_distributed_launch_stops_every_rank_after_the_same_step(workdir):
