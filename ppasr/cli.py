@@ -7,9 +7,10 @@ process with one ``error: argument --flag: …`` line and exit code 2 (argparse'
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 import sys
-from typing import TYPE_CHECKING, Callable, Optional
+from typing import TYPE_CHECKING, Callable, Optional, TypeVar
 
 from ppasr.data.features import FEATURE_METHODS
 from ppasr.data.text import TEXT_MODES
@@ -23,6 +24,17 @@ if TYPE_CHECKING:
 INFERENCE_BACKENDS = ("onnxruntime", "paddle")
 
 Check = Callable[[argparse.Namespace], Optional[str]]
+Options = TypeVar("Options")
+
+
+def options(cls: type[Options], args: argparse.Namespace, **overrides) -> Options:
+    """The frozen options dataclass ``cls`` filled from parsed flags of the same names (plus ``overrides``).
+
+    Scripts call this at the boundary, so library functions take typed options, never the Namespace.
+    """
+    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(cls) if hasattr(args, f.name)}
+    values.update(overrides)
+    return cls(**values)
 
 
 class FlagParser(argparse.ArgumentParser):
