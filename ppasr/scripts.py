@@ -6,8 +6,12 @@ are instant. A ``UserError`` ends a program with one ``error: …`` line (``run_
 """
 from __future__ import annotations
 
+import argparse
+
 from ppasr import cli
+from ppasr.data.options import DataOptions
 from ppasr.errors import UserError, run_main
+from ppasr.train.options import ModelChoice, OptimOptions, RunOptions, TrainOptions
 from ppasr.utils import print_arguments
 
 
@@ -30,8 +34,14 @@ def train() -> None:
         from ppasr.train.trainer import train as run_training
         if os.environ.get("PADDLE_TRAINER_ID", "0") == "0":
             print_arguments(args)
-        run_training(args)
+        run_training(train_options(args))
     run_main(job)
+
+
+def train_options(args: argparse.Namespace) -> TrainOptions:
+    """train.py's parsed flags as the trainer's typed options."""
+    return TrainOptions(data=cli.options(DataOptions, args), model=cli.options(ModelChoice, args),
+                        optim=cli.options(OptimOptions, args), run=cli.options(RunOptions, args))
 
 
 def evaluate() -> None:

@@ -1,12 +1,12 @@
 """--accum_grad: two accumulated batches of 8 make the same optimiser step as one batch of 16."""
 from __future__ import annotations
 
-import argparse
-
 import numpy as np
 import paddle
 
+from ppasr import cli
 from ppasr.model.deepspeech2 import DeepSpeech2Model
+from ppasr.scripts import train_options
 from ppasr.train.preemption import StopRequest
 from ppasr.train.schedule import WarmupEpochDecay
 from ppasr.train.trainer import Run, accumulation_window, train_step
@@ -28,7 +28,8 @@ def trained(accum_grad: int) -> tuple[dict, int]:
     model = DeepSpeech2Model(DIM, VOCAB, cnn_size=4, num_rnn_layers=1, rnn_size=16)
     scheduler = WarmupEpochDecay(0.5, 1.0)
     optimizer = paddle.optimizer.SGD(learning_rate=scheduler, parameters=model.parameters())
-    run = Run(argparse.Namespace(max_bad_steps=5), 1, 0, None, None, model, model, optimizer, scheduler, None,
+    options = train_options(cli.train_parser().parse_args(["--max_bad_steps=5"]))
+    run = Run(options, 1, 0, None, None, model, model, optimizer, scheduler, None,
               {"step": 0}, "", StopRequest())
     whole = batches()
     size = 16 // accum_grad

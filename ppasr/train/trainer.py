@@ -7,7 +7,6 @@ SIGINT/SIGTERM (``preemption.py``) end the current step, save a resumable checkp
 """
 from __future__ import annotations
 
-import argparse
 import contextlib
 import hashlib
 import logging
@@ -32,7 +31,9 @@ from ppasr.model.checkpoint import (AMP_STATE, BEST_MODEL, LAST_MODEL, RunLock, 
                                     prune_checkpoints, publish, read_state, remove_stale_temporaries,
                                     save_checkpoint, load_scaler_state, scaler_state)
 from ppasr.model.config import ModelConfig, resolve_model_config
+from ppasr.data.options import DataOptions
 from ppasr.train.evaluation import EvalResult, ctc_loss_per_utterance, evaluate
+from ppasr.train.options import TrainOptions
 from ppasr.train.preemption import Interrupted, StopRequest
 from ppasr.train.schedule import WarmupEpochDecay
 from ppasr.train.vdl import new_run_dir, open_writer
@@ -67,7 +68,7 @@ class Data:
 class Run:
     """What the phases of one training run share."""
 
-    args: argparse.Namespace
+    options: TrainOptions
     world_size: int
     rank: int
     data: Data
@@ -91,21 +92,21 @@ class Run:
         return self.rank == 0
 
 
-def train(args: argparse.Namespace) -> None:
+def train(options: TrainOptions) -> None:
     """Train DeepSpeech2 with CTC as ``python3 train.py`` does."""
     setup_logging()
     stop = StopRequest().install()
     try:
         world_size, rank, device, threads = init_distributed()
-        data = build_data(args, world_size, rank)
-        run = build_run(args, data, world_size, rank, device, stop)
+        data = build_data(options.data, options.optim.seed, world_size, rank)
+        run = build_run(options, data, world_size, rank, device, stop)
         restore(run)
         lock = open_logs(run, device, threads)
     except Interrupted:
         raise stop.stopped("before the first training step; nothing to save") from None
     try:
         with stop.deferred():
-            for epoch in range(first_epoch(run.state), args.num_epoch + 1):
+            for epoch in range(first_epoch(run.state), options.optim.num_epoch + 1):
                 epoch_start = time.time()
                 batches = train_one_epoch(run, epoch)
                 try:
@@ -137,66 +138,69 @@ def init_distributed() -> tuple[int, int, str, int]:
     return world_size, rank, select_device(), set_paddle_threads(world_size)
 
 
-def build_data(args: argparse.Namespace, world_size: int, rank: int) -> Data:
+def build_data(options: DataOptions, seed: int, world_size: int, rank: int) -> Data:
     """Vocabulary, features, training and test sets, their samplers (sharded over ranks) and loaders."""
-    for path in (args.train_manifest, args.test_manifest, args.dataset_vocab, args.mean_std_path):
+    for path in (options.train_manifest, options.test_manifest, options.dataset_vocab, options.mean_std_path):
         require_file(path, "python3 create_data.py")
-    vocabulary = read_vocabulary(args.dataset_vocab)
-    normalizer = FeatureNormalizer(args.mean_std_path)
-    normalizer.check_method(args.feature_method, args.mean_std_path)
-    augmentation = build_augmentation_pipeline(args.augment_conf_path, seed=args.seed)
-    train_set = ManifestDataset(args.train_manifest, vocabulary, normalizer, augmentation,
-                                args.min_duration, args.max_duration, train=True)
-    test_set = ManifestDataset(args.test_manifest, vocabulary, normalizer, None, train=False)
+    vocabulary = read_vocabulary(options.dataset_vocab)
+    normalizer = FeatureNormalizer(options.mean_std_path)
+    normalizer.check_method(options.feature_method, options.mean_std_path)
+    augmentation = build_augmentation_pipeline(options.augment_conf_path, seed=seed)
+    train_set = ManifestDataset(options.train_manifest, vocabulary, normalizer, augmentation,
+                                options.min_duration, options.max_duration, train=True)
+    test_set = ManifestDataset(options.test_manifest, vocabulary, normalizer, None, train=False)
     for reason, count in train_set.dropped.items():
         print(f"train set: dropped {count} utterances: {reason}")
     if len(train_set) == 0:
-        raise UserError(f"no usable training utterances in {args.train_manifest} (reasons above)")
-    sampler = SortaGradBatchSampler(train_set, args.batch_size, shuffle=True, seed=args.seed,
-                                    num_replicas=world_size, rank=rank, max_batch_duration=args.max_batch_duration)
-    test_sampler = SortaGradBatchSampler(test_set, args.batch_size, shuffle=False, num_replicas=world_size,
+        raise UserError(f"no usable training utterances in {options.train_manifest} (reasons above)")
+    sampler = SortaGradBatchSampler(train_set, options.batch_size, shuffle=True, seed=seed,
+                                    num_replicas=world_size, rank=rank, max_batch_duration=options.max_batch_duration)
+    test_sampler = SortaGradBatchSampler(test_set, options.batch_size, shuffle=False, num_replicas=world_size,
                                          rank=rank, even_shards=False)
-    workers = loader_workers(args.num_workers, world_size)
+    workers = loader_workers(options.num_workers, world_size)
     return Data(vocabulary, normalizer.feature_config, train_set, test_set, sampler,
                 build_loader(train_set, sampler, workers), build_loader(test_set, test_sampler, workers), workers)
 
 
-def build_run(args: argparse.Namespace, data: Data, world_size: int, rank: int, device: str,
+def build_run(options: TrainOptions, data: Data, world_size: int, rank: int, device: str,
               stop: StopRequest) -> Run:
     """Model (sized by the flags, or by the checkpoint it continues), Adam with PPASR's settings, state."""
-    source = args.resume_model or args.pretrained_model
+    optim, paths = options.optim, options.run
+    source = paths.resume_model or paths.pretrained_model
     if source:
         check_model_dir(source)
-    config = resolve_model_config(args, data.vocabulary, data.feature_config, source, strict=bool(args.resume_model))
-    paddle.seed(args.seed)
+    config = resolve_model_config(options.model, data.vocabulary, data.feature_config, source,
+                                  strict=bool(paths.resume_model))
+    paddle.seed(optim.seed)
     model = config.build()
-    scheduler = WarmupEpochDecay(args.learning_rate, args.lr_gamma, args.warmup_steps)
+    scheduler = WarmupEpochDecay(optim.learning_rate, optim.lr_gamma, optim.warmup_steps)
     optimizer = paddle.optimizer.Adam(learning_rate=scheduler, parameters=model.parameters(),
                                       weight_decay=paddle.regularizer.L2Decay(L2_DECAY),
                                       grad_clip=paddle.nn.ClipGradByGlobalNorm(CLIP_GLOBAL_NORM))
-    use_amp = args.use_amp and device.startswith("gpu")
-    state = {"run_id": new_run_id(), "epoch": 0, "batch_in_epoch": 0, "step": 0, "seed": args.seed,
-             "best_cer": None, "run_log_dir": None, "model_config": config.to_dict()}
-    return Run(args, world_size, rank, data, config, model,
+    use_amp = optim.use_amp and device.startswith("gpu")
+    state = {"run_id": new_run_id(), "epoch": 0, "batch_in_epoch": 0, "step": 0, "seed": optim.seed,
+             "best_cer": None, "run_log_dir": None, "model_config": config.to_dict(),
+             "train_options": options.to_dict()}
+    return Run(options, world_size, rank, data, config, model,
                paddle.DataParallel(model) if world_size > 1 else model, optimizer, scheduler,
                paddle.amp.GradScaler(init_loss_scaling=AMP_INIT_LOSS_SCALING) if use_amp else None,
-               state, os.path.join(args.save_model_path, args.use_model), stop)
+               state, os.path.join(paths.save_model_path, options.model.use_model), stop)
 
 
 def restore(run: Run) -> None:
     """Load ``--pretrained_model`` (matching tensors) and/or ``--resume_model`` (everything, exactly)."""
-    args = run.args
-    if args.pretrained_model:
-        skipped = load_pretrained(args.pretrained_model, run.model)
-        logger.info("loaded pretrained model %s; skipped tensors: %s", args.pretrained_model, skipped or "none")
-    if args.resume_model:
-        resumed = read_state(args.resume_model)
-        load_weights(args.resume_model, run.model)
-        load_optimizer(args.resume_model, run.optimizer)
+    paths = run.options.run
+    if paths.pretrained_model:
+        skipped = load_pretrained(paths.pretrained_model, run.model)
+        logger.info("loaded pretrained model %s; skipped tensors: %s", paths.pretrained_model, skipped or "none")
+    if paths.resume_model:
+        resumed = read_state(paths.resume_model)
+        load_weights(paths.resume_model, run.model)
+        load_optimizer(paths.resume_model, run.optimizer)
         if run.scaler is not None and AMP_STATE in resumed:
-            load_scaler_state(run.scaler, resumed[AMP_STATE], args.resume_model)
+            load_scaler_state(run.scaler, resumed[AMP_STATE], paths.resume_model)
         run.state.update({key: resumed[key] for key in RESUMED_STATE if key in resumed})
-        logger.info("resumed from %s: epoch %d, batch %d, step %d, learning rate %.8f", args.resume_model,
+        logger.info("resumed from %s: epoch %d, batch %d, step %d, learning rate %.8f", paths.resume_model,
                     run.state["epoch"], run.state["batch_in_epoch"], run.state["step"], run.scheduler.get_lr())
 
 
@@ -206,11 +210,11 @@ def open_logs(run: Run, device: str, threads: int) -> RunLock | None:
     if not run.is_main:
         return None
     check_writable(run.save_root, "--save_model_path")
-    check_writable(run.args.log_dir, "--log_dir")
+    check_writable(run.options.run.log_dir, "--log_dir")
     lock = RunLock(run.save_root, run.state["run_id"])
     lock.acquire()
     remove_stale_temporaries(run.save_root)
-    run.state["run_log_dir"] = run.state["run_log_dir"] or new_run_dir(run.args.log_dir)
+    run.state["run_log_dir"] = run.state["run_log_dir"] or new_run_dir(run.options.run.log_dir)
     run.writer = open_writer(run.state["run_log_dir"])
     data = run.data
     logger.info("device: %s, processes: %d, loader workers: %d, threads: %d, train utterances: %d, "
@@ -230,28 +234,29 @@ def first_epoch(state: dict) -> int:
 def train_one_epoch(run: Run, epoch: int) -> int:
     """All batches of ``epoch`` (the rest of it when resuming mid-epoch), with save_interval checkpoints;
     the number of batches in the epoch. A stop request saves after the step and raises ``Stopped``."""
-    args, data = run.args, run.data
+    optim, data = run.options.optim, run.data
     skip = run.state["batch_in_epoch"] if epoch == run.state["epoch"] else 0
     data.sampler.set_epoch(epoch, skip)
-    data.train_set.set_epoch(args.seed, epoch)
+    data.train_set.set_epoch(optim.seed, epoch)
     batches = skip + len(data.sampler)
     run.train_model.train()
     tic = time.time()
     stopping = False
     for batch_id, batch in enumerate(data.train_loader, start=skip):
-        window = accumulation_window(batch_id, batches, args.accum_grad)
+        window = accumulation_window(batch_id, batches, optim.accum_grad)
         loss, stop = train_step(run, batch, epoch, batch_id, window)
         run.step_times.append(time.time() - tic)
         tic = time.time()
-        if run.is_main and loss is not None and (batch_id % args.log_interval == 0 or batch_id == batches - 1):
+        if run.is_main and loss is not None and (batch_id % run.options.run.log_interval == 0 or batch_id == batches - 1):
             log_train(run, epoch, batch_id, batches, loss)
         stopping = stopping or stop
         if batch_id + 1 < window[1]:
             continue  # checkpoints and stops only between optimiser steps, so a resume is exact
         if stopping:
             raise stop_run(run, epoch, batch_id + 1)
-        updates = (batch_id + 1) // args.accum_grad
-        if args.save_interval > 0 and updates % args.save_interval == 0 and batch_id + 1 < batches:
+        updates = (batch_id + 1) // optim.accum_grad
+        save_interval = run.options.run.save_interval
+        if save_interval > 0 and updates % save_interval == 0 and batch_id + 1 < batches:
             with run.stop.saving():
                 save(run, epoch, batch_id + 1)
     return batches
@@ -311,7 +316,7 @@ def train_step(run: Run, batch, epoch: int, batch_id: int, window: tuple[int, in
     run.bad_steps += 1
     logger.warning("warning: skipped batch %d of epoch %d: %s (skipped %d so far)", batch_id, epoch,
                    "loss is NaN/inf" if loss is not None else "no utterance could be loaded", run.skipped_steps)
-    if run.bad_steps >= run.args.max_bad_steps:
+    if run.bad_steps >= run.options.optim.max_bad_steps:
         raise UserError(f"{run.bad_steps} bad batches in a row (NaN/inf loss); lower --learning_rate or "
                         f"check the data")
     return None, stop > 0
@@ -356,12 +361,12 @@ def optimizer_step(optimizer: paddle.optimizer.Optimizer, scaler=None) -> None:
 
 def log_train(run: Run, epoch: int, batch_id: int, batches: int, loss: float) -> None:
     """PPASR's ``Train epoch`` line and the VisualDL training scalars."""
-    args = run.args
-    remaining = (batches - batch_id - 1) + (args.num_epoch - epoch) * batches
+    num_epoch = run.options.optim.num_epoch
+    remaining = (batches - batch_id - 1) + (num_epoch - epoch) * batches
     eta = timedelta(seconds=int(np.mean(run.step_times[-ETA_WINDOW:]) * remaining))
     lr = run.scheduler.get_lr()
     logger.info("Train epoch: [%d/%d], batch: [%d/%d], loss: %.5f, learning rate: %.8f, eta: %s",
-                epoch, args.num_epoch, batch_id, batches, loss, lr, eta)
+                epoch, num_epoch, batch_id, batches, loss, lr, eta)
     run.writer.add_scalar("Train loss", loss, run.state["step"])
     run.writer.add_scalar("Learning rate", lr, run.state["step"])
 
@@ -413,7 +418,7 @@ def save(run: Run, epoch: int, batch_in_epoch: int, result: EvalResult | None = 
     publish(run.save_root, path, LAST_MODEL)
     if is_best:
         publish(run.save_root, path, BEST_MODEL)
-    prune_checkpoints(run.save_root, state["run_id"], run.args.keep_checkpoints, path)
+    prune_checkpoints(run.save_root, state["run_id"], run.options.run.keep_checkpoints, path)
     logger.info("saved checkpoint %s%s", path, f" (new {BEST_MODEL})" if is_best else "")
 
 
