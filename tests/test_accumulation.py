@@ -9,6 +9,7 @@ from ppasr.model.deepspeech2 import DeepSpeech2Model
 from ppasr.scripts import train_options
 from ppasr.train.preemption import StopRequest
 from ppasr.train.schedule import WarmupEpochDecay
+from ppasr.train.state import TrainState
 from ppasr.train.trainer import Run, accumulation_window, train_step
 
 DIM, VOCAB, FRAMES = 13, 12, 60
@@ -30,13 +31,13 @@ def trained(accum_grad: int) -> tuple[dict, int]:
     optimizer = paddle.optimizer.SGD(learning_rate=scheduler, parameters=model.parameters())
     options = train_options(cli.train_parser().parse_args(["--max_bad_steps=5"]))
     run = Run(options, 1, 0, None, None, model, model, optimizer, scheduler, None,
-              {"step": 0}, "", StopRequest())
+              TrainState(), "", StopRequest())
     whole = batches()
     size = 16 // accum_grad
     for batch_id in range(accum_grad):
         part = [t[batch_id * size:(batch_id + 1) * size] for t in whole]
         train_step(run, part, 1, batch_id, accumulation_window(batch_id, accum_grad, accum_grad))
-    return {k: v.numpy() for k, v in model.state_dict().items()}, run.state["step"]
+    return {k: v.numpy() for k, v in model.state_dict().items()}, run.state.step
 
 
 def test_two_accumulated_batches_of_8_equal_one_of_16():

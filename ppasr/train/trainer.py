@@ -26,7 +26,7 @@ from ppasr.data.features import FeatureConfig, FeatureNormalizer
 from ppasr.decode.greedy import greedy_decode
 from ppasr.errors import Stopped, UserError
 from ppasr.logger import setup_logging
-from ppasr.model.checkpoint import (AMP_STATE, BEST_MODEL, LAST_MODEL, RunLock, check_model_dir, check_writable,
+from ppasr.model.checkpoint import (BEST_MODEL, LAST_MODEL, RunLock, check_model_dir, check_writable,
                                     checkpoint_name, load_optimizer, load_pretrained, load_weights, new_run_id,
                                     prune_checkpoints, publish, read_state, remove_stale_temporaries,
                                     save_checkpoint, load_scaler_state, scaler_state)
@@ -36,6 +36,7 @@ from ppasr.train.evaluation import EvalResult, ctc_loss_per_utterance, evaluate
 from ppasr.train.options import TrainOptions
 from ppasr.train.preemption import Interrupted, StopRequest
 from ppasr.train.schedule import WarmupEpochDecay
+from ppasr.train.state import TrainState
 from ppasr.train.vdl import new_run_dir, open_writer
 from ppasr.utils import loader_workers, read_vocabulary, require_file, select_device, set_paddle_threads
 
@@ -46,8 +47,6 @@ CLIP_GLOBAL_NORM = 400.0  # gradient clipping by global norm (PPASR's)
 AMP_INIT_LOSS_SCALING = 1024.0  # first loss scale of mixed-precision training (GPU only)
 ETA_WINDOW = 100  # recent steps averaged for the ETA
 TEST_LOG_INTERVAL = 100  # a Test batch line every this many test batches (PPASR's)
-# what a resumed run takes over from its checkpoint's state.json
-RESUMED_STATE = ("run_id", "epoch", "batch_in_epoch", "step", "best_cer", "run_log_dir")
 
 
 @dataclass
@@ -78,7 +77,7 @@ class Run:
     optimizer: paddle.optimizer.Optimizer
     scheduler: WarmupEpochDecay
     scaler: paddle.amp.GradScaler | None  # mixed precision (GPU) only
-    state: dict  # what each checkpoint's state.json records
+    state: TrainState  # what each checkpoint's state.json records
     save_root: str
     stop: StopRequest
     writer: Any = None  # VisualDL, rank 0 only
@@ -178,9 +177,8 @@ def build_run(options: TrainOptions, data: Data, world_size: int, rank: int, dev
                                       weight_decay=paddle.regularizer.L2Decay(L2_DECAY),
                                       grad_clip=paddle.nn.ClipGradByGlobalNorm(CLIP_GLOBAL_NORM))
     use_amp = optim.use_amp and device.startswith("gpu")
-    state = {"run_id": new_run_id(), "epoch": 0, "batch_in_epoch": 0, "step": 0, "seed": optim.seed,
-             "best_cer": None, "run_log_dir": None, "model_config": config.to_dict(),
-             "train_options": options.to_dict()}
+    state = TrainState(run_id=new_run_id(), seed=optim.seed, model_config=config.to_dict(),
+                       train_options=options.to_dict())
     return Run(options, world_size, rank, data, config, model,
                paddle.DataParallel(model) if world_size > 1 else model, optimizer, scheduler,
                paddle.amp.GradScaler(init_loss_scaling=AMP_INIT_LOSS_SCALING) if use_amp else None,
@@ -194,14 +192,14 @@ def restore(run: Run) -> None:
         skipped = load_pretrained(paths.pretrained_model, run.model)
         logger.info("loaded pretrained model %s; skipped tensors: %s", paths.pretrained_model, skipped or "none")
     if paths.resume_model:
-        resumed = read_state(paths.resume_model)
+        resumed = TrainState.from_dict(read_state(paths.resume_model), paths.resume_model)
         load_weights(paths.resume_model, run.model)
         load_optimizer(paths.resume_model, run.optimizer)
-        if run.scaler is not None and AMP_STATE in resumed:
-            load_scaler_state(run.scaler, resumed[AMP_STATE], paths.resume_model)
-        run.state.update({key: resumed[key] for key in RESUMED_STATE if key in resumed})
+        if run.scaler is not None and resumed.amp_scaler is not None:
+            load_scaler_state(run.scaler, resumed.amp_scaler, paths.resume_model)
+        run.state.continue_from(resumed)
         logger.info("resumed from %s: epoch %d, batch %d, step %d, learning rate %.8f", paths.resume_model,
-                    run.state["epoch"], run.state["batch_in_epoch"], run.state["step"], run.scheduler.get_lr())
+                    run.state.epoch, run.state.batch_in_epoch, run.state.step, run.scheduler.get_lr())
 
 
 def open_logs(run: Run, device: str, threads: int) -> RunLock | None:
@@ -211,22 +209,22 @@ def open_logs(run: Run, device: str, threads: int) -> RunLock | None:
         return None
     check_writable(run.save_root, "--save_model_path")
     check_writable(run.options.run.log_dir, "--log_dir")
-    lock = RunLock(run.save_root, run.state["run_id"])
+    lock = RunLock(run.save_root, run.state.run_id)
     lock.acquire()
     remove_stale_temporaries(run.save_root)
-    run.state["run_log_dir"] = run.state["run_log_dir"] or new_run_dir(run.options.run.log_dir)
-    run.writer = open_writer(run.state["run_log_dir"])
+    run.state.run_log_dir = run.state.run_log_dir or new_run_dir(run.options.run.log_dir)
+    run.writer = open_writer(run.state.run_log_dir)
     data = run.data
     logger.info("device: %s, processes: %d, loader workers: %d, threads: %d, train utterances: %d, "
                 "test utterances: %d, model: %s, run: %s, VisualDL: %s", device, run.world_size, data.workers,
-                threads, len(data.train_set), len(data.test_set), run.config.describe(), run.state["run_id"],
-                run.state["run_log_dir"])
+                threads, len(data.train_set), len(data.test_set), run.config.describe(), run.state.run_id,
+                run.state.run_log_dir)
     return lock
 
 
-def first_epoch(state: dict) -> int:
+def first_epoch(state: TrainState) -> int:
     """The epoch to run first: the next one, or the same one when the checkpoint was mid-epoch."""
-    return state["epoch"] + 1 if state["batch_in_epoch"] == 0 else state["epoch"]
+    return state.epoch + 1 if state.batch_in_epoch == 0 else state.epoch
 
 
 # ---- one epoch -----------------------------------------------------------------------------------
@@ -235,7 +233,7 @@ def train_one_epoch(run: Run, epoch: int) -> int:
     """All batches of ``epoch`` (the rest of it when resuming mid-epoch), with save_interval checkpoints;
     the number of batches in the epoch. A stop request saves after the step and raises ``Stopped``."""
     optim, data = run.options.optim, run.data
-    skip = run.state["batch_in_epoch"] if epoch == run.state["epoch"] else 0
+    skip = run.state.batch_in_epoch if epoch == run.state.epoch else 0
     data.sampler.set_epoch(epoch, skip)
     data.train_set.set_epoch(optim.seed, epoch)
     batches = skip + len(data.sampler)
@@ -296,7 +294,7 @@ def train_step(run: Run, batch, epoch: int, batch_id: int, window: tuple[int, in
     """
     first, end = window or (batch_id, batch_id + 1)
     last = batch_id + 1 == end
-    run.scheduler.set_step(run.state["step"])
+    run.scheduler.set_step(run.state.step)
     with gradient_sync(run.train_model, last):
         loss = batch_loss(run.train_model, batch, run.ctc, run.scaler is not None)
         value = float(loss.item()) if loss is not None else float("nan")
@@ -307,7 +305,7 @@ def train_step(run: Run, batch, epoch: int, batch_id: int, window: tuple[int, in
     if bad == 0:
         if last:
             optimizer_step(run.optimizer, run.scaler)
-            run.state["step"] += 1
+            run.state.step += 1
         run.bad_steps = 0
         return value, stop > 0
     if last:
@@ -367,8 +365,8 @@ def log_train(run: Run, epoch: int, batch_id: int, batches: int, loss: float) ->
     lr = run.scheduler.get_lr()
     logger.info("Train epoch: [%d/%d], batch: [%d/%d], loss: %.5f, learning rate: %.8f, eta: %s",
                 epoch, num_epoch, batch_id, batches, loss, lr, eta)
-    run.writer.add_scalar("Train loss", loss, run.state["step"])
-    run.writer.add_scalar("Learning rate", lr, run.state["step"])
+    run.writer.add_scalar("Train loss", loss, run.state.step)
+    run.writer.add_scalar("Learning rate", lr, run.state.step)
 
 
 # ---- validate and save ---------------------------------------------------------------------------
@@ -404,21 +402,21 @@ def save(run: Run, epoch: int, batch_in_epoch: int, result: EvalResult | None = 
     """Checkpoint ``epoch_N[_batch_B]`` (rank 0), then ``last_model``, ``best_model`` when its test CER
     is the lowest of the run so far, and retention of this run's own checkpoints."""
     state = run.state
-    state.update(epoch=epoch, batch_in_epoch=batch_in_epoch, learning_rate=run.scheduler.get_lr())
+    state.epoch, state.batch_in_epoch, state.learning_rate = epoch, batch_in_epoch, run.scheduler.get_lr()
     if run.scaler is not None:
-        state[AMP_STATE] = scaler_state(run.scaler)
-    is_best = result is not None and (state["best_cer"] is None or result.cer <= state["best_cer"])
+        state.amp_scaler = scaler_state(run.scaler)
+    is_best = result is not None and (state.best_cer is None or result.cer <= state.best_cer)
     if is_best:
-        state["best_cer"] = result.cer
+        state.best_cer = result.cer
     if not run.is_main:
         return
     tested = {"test_cer": result.cer, "test_loss": result.loss} if result is not None else {}
     path = save_checkpoint(run.save_root, checkpoint_name(epoch, batch_in_epoch), run.model, run.optimizer,
-                           dict(state, **tested))
+                           dict(state.to_dict(), **tested))
     publish(run.save_root, path, LAST_MODEL)
     if is_best:
         publish(run.save_root, path, BEST_MODEL)
-    prune_checkpoints(run.save_root, state["run_id"], run.options.run.keep_checkpoints, path)
+    prune_checkpoints(run.save_root, state.run_id, run.options.run.keep_checkpoints, path)
     logger.info("saved checkpoint %s%s", path, f" (new {BEST_MODEL})" if is_best else "")
 
 
