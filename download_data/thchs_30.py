@@ -8,7 +8,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]  # where create_data.py runs: annotations name audio from here
 sys.path.insert(0, str(ROOT))
 
-from ppasr.data.corpora import main  # noqa: E402
+from ppasr.scripts import download_corpus  # noqa: E402
 
 if __name__ == "__main__":
-    main("thchs_30", str(ROOT))
+    download_corpus("thchs_30", str(ROOT))

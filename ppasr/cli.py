@@ -14,14 +14,12 @@ from typing import TYPE_CHECKING, Callable, Optional, TypeVar
 
 from ppasr.data.features import FEATURE_METHODS
 from ppasr.data.text import TEXT_MODES
+from ppasr.serve.backend import BACKENDS
 from ppasr.serve.vad import VADS
 from ppasr.utils import none_or_str, str2bool
 
 if TYPE_CHECKING:
     from ppasr.data.corpora import Corpus
-
-# inference backends of ppasr.serve.backend (named here so that parsing flags needs no paddle import)
-INFERENCE_BACKENDS = ("onnxruntime", "paddle")
 
 Check = Callable[[argparse.Namespace], Optional[str]]
 Options = TypeVar("Options")
@@ -229,7 +227,7 @@ def _prediction(p: FlagParser) -> None:
          "数据集的词汇表文件路径 (checked against the vocabulary exported with the model).")
     _add(p, "model_dir", str, "models/deepspeech2/infer/", "导出的预测模型文件夹路径.")
     _add(p, "backend", none_or_str, None, "推理后端 onnxruntime|paddle; None = onnxruntime on CPU, paddle when "
-         "--use_gpu finds CUDA.", choices=[None, *INFERENCE_BACKENDS])
+         "--use_gpu finds CUDA.", choices=[None, *BACKENDS])
     _add(p, "num_threads", integer(0), 0, "CPU推理线程数; 0 = the cores this process may use (OMP_NUM_THREADS if set).")
 
 

@@ -127,3 +127,18 @@ def generate_audio() -> None:
         if noise:
             print(f"wrote {args.noise_clips} noise clips to {noise}")
     run_main(job)
+
+
+def download_corpus(name: str, root: str) -> None:
+    """download_data/<name>.py: fetch a public corpus and write its annotations; ``root`` is the folder
+    create_data.py runs in (annotations name audio from there)."""
+    from ppasr.data.corpora import CORPORA, prepare_corpus, prepare_noise
+
+    corpus = CORPORA[name]
+    args = (cli.noise_download_parser(corpus) if name == "noise" else cli.download_parser(corpus)).parse_args()
+    print_arguments(args)
+    if name == "noise":
+        run_main(lambda: prepare_noise(args.target_dir, args.noise_path, args.url, args.md5, args.archive))
+    else:
+        run_main(lambda: prepare_corpus(name, args.target_dir, args.annotation_text, args.url, args.md5,
+                                        args.archive, root))

@@ -14,12 +14,10 @@ from typing import Callable, Iterator
 
 from tqdm import tqdm
 
-from ppasr.cli import download_parser, noise_download_parser
 from ppasr.data.download import Stages, download, is_inside, unpack, verify_md5
 from ppasr.data.prepare import TEST_ANNOTATION, merge_test_lines, write_lines
-from ppasr.errors import UserError, run_main
-from ppasr.logger import logger, setup_logging
-from ppasr.utils import print_arguments
+from ppasr.errors import UserError
+from ppasr.logger import logger
 
 OPENSLR = "https://www.openslr.org/resources"
 MIRRORS = ("https://us.openslr.org/resources", "https://openslr.elda.org/resources",
@@ -224,15 +222,3 @@ def prepare_noise(target_dir: str, noise_path: str, url: str, md5: str | None, a
     count = sum(1 for _ in _wav_files(data_dir))
     logger.info(f"{count} noise clips in {data_dir}; create_data.py lists them in manifest.noise")
 
-
-def main(name: str, root: str) -> None:
-    """Entry point of download_data/<name>.py; ``root`` is the folder create_data.py runs in."""
-    corpus = CORPORA[name]
-    args = (noise_download_parser(corpus) if name == "noise" else download_parser(corpus)).parse_args()
-    print_arguments(args)
-    setup_logging()
-    if name == "noise":
-        run_main(lambda: prepare_noise(args.target_dir, args.noise_path, args.url, args.md5, args.archive))
-    else:
-        run_main(lambda: prepare_corpus(name, args.target_dir, args.annotation_text, args.url, args.md5,
-                                        args.archive, root))

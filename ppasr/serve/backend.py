@@ -7,22 +7,19 @@ shares one backend across streams and keeps only per-stream state.
 """
 from __future__ import annotations
 
+import importlib.util
 import os
 import threading
 
 import numpy as np
-import paddle
 
-from ppasr.cli import INFERENCE_BACKENDS as BACKENDS
 from ppasr.errors import UserError
 from ppasr.logger import logger
 from ppasr.utils import cpu_threads_per_process
 
-try:
-    import onnxruntime
-except ImportError:  # optional: without it inference runs on paddle
-    onnxruntime = None
-
+# paddle and onnxruntime are imported where they are used, so that the flags (ppasr.cli) can name the
+# backends without loading either
+BACKENDS = ("onnxruntime", "paddle")  # OnnxBackend.name, PaddleBackend.name
 ONNX_FILE = "inference.onnx"
 ONNX_OPSET = 13
 # export checks the converted graph against paddle on a random input; more than this is a failed conversion
@@ -38,6 +35,8 @@ def paddle_model_files(model_dir: str, prefix: str) -> tuple[str, str]:
 
 def cuda_available() -> bool:
     """Paddle was built with CUDA and sees a device."""
+    import paddle
+
     return paddle.is_compiled_with_cuda() and paddle.device.cuda.device_count() > 0
 
 
@@ -57,6 +56,8 @@ class PaddleBackend:
     name = "paddle"
 
     def __init__(self, model_dir: str, prefix: str, use_gpu: bool = False, num_threads: int = 0):
+        import paddle
+
         paddle.set_device("gpu" if use_gpu and cuda_available() else "cpu")
         core = getattr(paddle, "base", None) or getattr(paddle, "fluid")
         core.core.set_num_threads(resolve_threads(num_threads))
@@ -65,6 +66,8 @@ class PaddleBackend:
         self._lock = threading.Lock()
 
     def __call__(self, *inputs: np.ndarray) -> tuple[np.ndarray, ...]:
+        import paddle
+
         with self._lock, paddle.no_grad():
             outputs = self._model(*[paddle.to_tensor(x) for x in inputs])
         return tuple(o.numpy() for o in outputs)
@@ -76,6 +79,8 @@ class OnnxBackend:
     name = "onnxruntime"
 
     def __init__(self, onnx_path: str, use_gpu: bool = False, num_threads: int = 0):
+        import onnxruntime
+
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = resolve_threads(num_threads)
         options.inter_op_num_threads = 1
@@ -100,7 +105,7 @@ def load_backend(model_dir: str, prefix: str, backend: str | None = None, use_gp
         raise UserError(f"unknown backend {backend!r}; use one of {', '.join(BACKENDS)}")
     if backend == "onnxruntime":
         onnx_path = os.path.join(model_dir, ONNX_FILE)
-        if onnxruntime is None:
+        if importlib.util.find_spec("onnxruntime") is None:  # optional: without it inference runs on paddle
             logger.info("onnxruntime is not installed (pip install onnxruntime); using the paddle backend")
         elif os.path.exists(onnx_path):
             return OnnxBackend(onnx_path, use_gpu, num_threads)
