@@ -82,7 +82,7 @@ class ManifestDataset(paddle.io.Dataset):
             feature = self.normalizer.apply(self.featurizer.featurize(samples, sample_rate))
             if self.augmentation is not None:
                 feature = self.augmentation.transform_feature(feature)
-        except (AudioError, ValueError) as e:
+        except AudioError as e:  # bad audio skips the utterance; anything else is a bug and keeps its traceback
             logger.warning("skip: %s: %s", path, e)
             return None
         return feature.astype(np.float32), np.array(label, dtype=np.int32), index

@@ -13,7 +13,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from ppasr.data.audio import normalize_db
+from ppasr.data.audio import AudioError, normalize_db
 from ppasr.errors import UserError
 
 FEATURE_METHODS = ("linear", "fbank", "mfcc")
@@ -56,7 +56,7 @@ def power_spectrum(samples: np.ndarray, sample_rate: int, window_ms: float = 20.
     stride = int(0.001 * sample_rate * stride_ms)
     window = int(0.001 * sample_rate * window_ms)
     if len(samples) < window:
-        raise ValueError(f"audio is shorter than one {window_ms} ms window")
+        raise AudioError(f"audio is shorter than one {window_ms} ms window")
     n_frames = (len(samples) - window) // stride + 1
     samples = np.ascontiguousarray(samples)
     frames = np.lib.stride_tricks.as_strided(

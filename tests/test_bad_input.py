@@ -1,0 +1,37 @@
+"""Only what is raised on purpose for bad input becomes a skip or one error line; a bug keeps its traceback."""
+from __future__ import annotations
+
+import json
+import logging
+
+import numpy as np
+import pytest
+import soundfile
+
+from ppasr.data import features
+from ppasr.data.dataset import ManifestDataset
+from ppasr.data.features import FeatureNormalizer
+from ppasr.utils import read_vocabulary
+
+
+def test_dataset_skips_bad_audio_but_a_featuriser_bug_keeps_its_traceback(prepared_corpus, tmp_path, monkeypatch,
+                                                                           caplog):
+    short = tmp_path / "short.wav"  # 5 ms: shorter than one analysis window
+    soundfile.write(short, np.full(80, 0.1, np.float32), 16000)
+    good = prepared_corpus / "dataset/audio/tiny/tiny_000008.wav"
+    manifest = tmp_path / "manifest"
+    manifest.write_text("".join(json.dumps({"audio_filepath": str(path), "duration": duration, "text": "灯"}) + "\n"
+                                for path, duration in ((short, 0.005), (good, 5.53))))
+    dataset = ManifestDataset(str(manifest), read_vocabulary(str(prepared_corpus / "dataset/vocabulary.txt")),
+                              FeatureNormalizer(str(prepared_corpus / "dataset/mean_std.npz")), train=False)
+    with caplog.at_level(logging.WARNING, logger="ppasr"):
+        assert dataset[0] is None
+    assert f"skip: {short}: audio is shorter than one" in caplog.text
+    assert dataset[1][0].shape[0] == 80
+
+    def broken(*_args, **_kwargs):
+        raise ValueError("operands could not be broadcast together")  # what a featuriser bug looks like
+
+    monkeypatch.setattr(features, "log_mel_spectrogram", broken)
+    with pytest.raises(ValueError, match="broadcast"):
+        dataset[1]
