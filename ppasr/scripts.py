@@ -99,11 +99,7 @@ def build_lm() -> None:
     def job() -> None:
         args = cli.build_lm_parser().parse_args()
         from ppasr.decode.lm_builder import build_lm as build
-        try:
-            model = build(args.manifest, args.output, order=args.order, token=args.token,
-                          build_binary=args.build_binary)
-        except (OSError, ValueError) as exc:
-            raise UserError(str(exc)) from None
+        model = build(args.manifest, args.output, order=args.order, token=args.token, build_binary=args.build_binary)
         sizes = ", ".join(f"{n}-grams: {count}" for n, count in enumerate(model.counts(), start=1))
         print(f"wrote {args.output} ({model.token} tokens, order {model.order}; {sizes})")
     run_main(job)

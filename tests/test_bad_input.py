@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 import soundfile
 
+from conftest import run_cli
+
 from ppasr.data import features
 from ppasr.data.dataset import ManifestDataset
 from ppasr.data.features import FeatureNormalizer
@@ -35,3 +37,30 @@ def test_dataset_skips_bad_audio_but_a_featuriser_bug_keeps_its_traceback(prepar
     monkeypatch.setattr(features, "log_mel_spectrogram", broken)
     with pytest.raises(ValueError, match="broadcast"):
         dataset[1]
+
+
+@pytest.mark.parametrize("case", ["missing", "not utf-8", "no text", "unwritable output"])
+def test_build_lm_bad_input_is_one_error_line(tmp_path, case):
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_bytes({"missing": None, "not utf-8": "灯\n".encode("gbk"), "no text": b"\n \n"}.get(case) or b"a b\n")
+    if case == "missing":
+        corpus.unlink()
+    output = tmp_path / ("corpus.txt/lm.arpa" if case == "unwritable output" else "lm.arpa")
+    proc = run_cli("tools/build_lm.py", f"--manifest={corpus}", f"--output={output}", cwd=tmp_path, check=False)
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 1 and len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
+    assert str(corpus if case != "unwritable output" else output) in lines[0]
+
+
+def test_a_bug_in_build_lm_keeps_its_traceback(tmp_path, monkeypatch):
+    from ppasr import scripts
+    from ppasr.decode import lm_builder
+
+    def broken(_raw):
+        raise ValueError("math domain error")  # what a bug in the estimator looks like
+
+    (tmp_path / "corpus.txt").write_text("a b\n", encoding="utf-8")
+    monkeypatch.setattr(lm_builder, "estimate_kneser_ney", broken)
+    monkeypatch.setattr("sys.argv", ["build_lm.py", f"--manifest={tmp_path}/corpus.txt", f"--output={tmp_path}/lm.arpa"])
+    with pytest.raises(ValueError, match="math domain"):
+        scripts.build_lm()

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 from ppasr.data.manifest import is_manifest, read_manifest
 from ppasr.decode.language_model import detect_lm_token
+from ppasr.errors import UserError
 
 BOS = "<s>"
 EOS = "</s>"
@@ -61,11 +62,16 @@ def read_texts(paths: Iterable[str]) -> Iterator[str]:
     empty transcripts are skipped.
     """
     for path in paths:
-        if is_manifest(path):
-            texts = (str(item.get("text", "")) for item in read_manifest(path))
-        else:
-            with open(path, encoding="utf-8") as handle:
-                texts = [line.strip() for line in handle]
+        if not os.path.isfile(path):
+            raise UserError(f"--manifest {path} not found; pass manifests or text files with one transcript a line")
+        try:
+            if is_manifest(path):
+                texts = [str(item.get("text", "")) for item in read_manifest(path)]
+            else:
+                with open(path, encoding="utf-8") as handle:
+                    texts = [line.strip() for line in handle]
+        except UnicodeDecodeError as e:
+            raise UserError(f"{path} is not UTF-8 text ({e.reason} at byte {e.start}); convert it to UTF-8") from None
         yield from (text for text in texts if text.strip())
 
 
@@ -189,8 +195,14 @@ def _log10(value: float) -> float:
 
 def write_arpa(model: ArpaModel, path: str) -> None:
     """Write ``model`` in ARPA format (sorted, backoffs omitted at the highest order)."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
+    try:
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        _write_arpa(model, path)
+    except OSError as e:
+        raise UserError(f"cannot write {path}: {e.strerror}; pass an --output you can write to") from None
+
+
+def _write_arpa(model: ArpaModel, path: str) -> None:
     with open(path, "w", encoding="utf-8") as out:
         out.write("\n\\data\\\n")
         out.writelines(f"ngram {n}={count}\n" for n, count in enumerate(model.counts(), start=1))
@@ -209,7 +221,7 @@ def write_arpa(model: ArpaModel, path: str) -> None:
 def _find_build_binary(output: str, tool: str | None) -> str:
     executable = tool or shutil.which("build_binary")
     if executable is None:
-        raise FileNotFoundError(
+        raise UserError(
             f"cannot write the binary model {output}: KenLM's build_binary tool is not on "
             "PATH (PyPI's kenlm only ships the query module); write an .arpa file instead, "
             "the decoder loads it directly")
@@ -227,11 +239,12 @@ def build_lm(inputs: Iterable[str], output: str, order: int | None = None,
     """
     if token not in TOKEN_MODES:
         raise ValueError(f"token must be one of {TOKEN_MODES}, got {token!r}")
+    inputs = list(inputs)
     binary_tool = _find_build_binary(output, build_binary) if output.endswith(
         _BINARY_SUFFIXES) else None
     texts = list(read_texts(inputs))
     if not texts:
-        raise ValueError("no text found in the given inputs")
+        raise UserError(f"no text found in {', '.join(inputs)}; they hold no transcripts")
     mode = detect_lm_token(texts) if token == "auto" else token
     order = order or DEFAULT_ORDER[mode]
     raw = count_ngrams((tokenize(text, mode) for text in texts), order)
@@ -242,7 +255,11 @@ def build_lm(inputs: Iterable[str], output: str, order: int | None = None,
             arpa_path = os.path.join(tmp, "model.arpa")
             write_arpa(model, arpa_path)
             os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
-            subprocess.run([binary_tool, arpa_path, output], check=True)
+            try:
+                subprocess.run([binary_tool, arpa_path, output], check=True)
+            except (OSError, subprocess.CalledProcessError) as e:  # not runnable, or it failed (its error shown above)
+                raise UserError(f"{binary_tool} could not convert the model to {output} ({e}); write an .arpa "
+                                f"file instead, the decoder loads it directly") from None
     else:
         write_arpa(model, output)
     return model
