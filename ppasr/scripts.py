@@ -109,7 +109,10 @@ def generate_audio() -> None:
     """tools/generate_audio.py: a synthetic eSpeak NG corpus with its annotation file."""
     def job() -> None:
         args = cli.generate_audio_parser().parse_args()
+        from ppasr.demo.espeak import EspeakError
         from ppasr.demo.synth import generate_corpus, generate_noise
+        from ppasr.model.checkpoint import check_writable
+        check_writable(args.output_dir, "--output_dir")
         try:
             annotation = generate_corpus(args.num_samples, seed=args.seed, language=args.language,
                                          grammar=args.grammar, name=args.name, output_dir=args.output_dir,
@@ -117,7 +120,7 @@ def generate_audio() -> None:
             noise = generate_noise(args.noise_clips, seed=args.seed, language=args.language, grammar=args.grammar,
                                    name=args.name, output_dir=args.output_dir,
                                    backend=args.backend) if args.noise_clips else None
-        except (OSError, RuntimeError, ValueError) as exc:
+        except EspeakError as exc:
             raise UserError(str(exc)) from None
         print(f"wrote {args.num_samples} {args.split} utterances; annotation: {annotation}")
         if noise:

@@ -64,3 +64,25 @@ def test_a_bug_in_build_lm_keeps_its_traceback(tmp_path, monkeypatch):
     monkeypatch.setattr("sys.argv", ["build_lm.py", f"--manifest={tmp_path}/corpus.txt", f"--output={tmp_path}/lm.arpa"])
     with pytest.raises(ValueError, match="math domain"):
         scripts.build_lm()
+
+
+@pytest.mark.parametrize("flag, named", [("--name=../up", "--name '../up'"), ("--output_dir=taken", "--output_dir")])
+def test_generate_audio_bad_input_is_one_error_line(tmp_path, flag, named):
+    (tmp_path / "taken").write_text("a file, not a folder")
+    proc = run_cli("tools/generate_audio.py", "--num_samples=1", flag, cwd=tmp_path, check=False)
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 1 and len(lines) == 1 and lines[0].startswith("error: ") and named in lines[0], \
+        proc.stderr
+
+
+def test_a_bug_in_generate_audio_keeps_its_traceback(tmp_path, monkeypatch):
+    from ppasr import scripts
+    from ppasr.demo import synth
+
+    def broken(*_args):
+        raise ValueError("probabilities do not sum to 1")  # what a bug in sentence sampling looks like
+
+    monkeypatch.setattr(synth, "sample_sentences", broken)
+    monkeypatch.setattr("sys.argv", ["generate_audio.py", "--num_samples=1", f"--output_dir={tmp_path}"])
+    with pytest.raises(ValueError, match="sum to 1"):
+        scripts.generate_audio()

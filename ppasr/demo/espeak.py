@@ -75,6 +75,10 @@ _SYNTH_CALLBACK = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short),
                                    ctypes.c_void_p)
 
 
+class EspeakError(RuntimeError):
+    """eSpeak NG is missing, lacks a voice or failed: fixed by installing it (generate_audio.py says so in one line)."""
+
+
 @dataclass(frozen=True)
 class EngineConfig:
     """How a (worker) process reaches eSpeak NG: a private library copy or the CLI."""
@@ -121,10 +125,10 @@ class EspeakLibrary:
             sample_rate = lib.espeak_Initialize(_AUDIO_OUTPUT_SYNCHRONOUS, 0, self.data.encode(),
                                                 _INITIALIZE_DONT_EXIT)
             if sample_rate <= 0:
-                raise RuntimeError(f"espeak_Initialize failed ({sample_rate}) with data {self.data}")
+                raise EspeakError(f"espeak_Initialize failed ({sample_rate}) with data {self.data}")
             try:
                 if lib.espeak_SetVoiceByName(voice.encode()) != 0:
-                    raise RuntimeError(f"eSpeak NG has no voice {voice!r}")
+                    raise EspeakError(f"eSpeak NG has no voice {voice!r}")
                 yield lib, sample_rate
             finally:
                 lib.espeak_Terminate()
@@ -150,7 +154,7 @@ class EspeakLibrary:
             lib.espeak_Synchronize()
             chunks, self._chunks = self._chunks, []
         if status != 0:
-            raise RuntimeError(f"espeak_Synth failed ({status}) for {text!r}")
+            raise EspeakError(f"espeak_Synth failed ({status}) for {text!r}")
         return (np.concatenate(chunks) if chunks else np.zeros(0, np.int16)), sample_rate
 
     def phonemes(self, text: str, voice: str) -> str:
@@ -179,7 +183,7 @@ class EspeakCli:
                               capture_output=True, check=False)
         if proc.returncode != 0:
             message = proc.stderr.decode(errors="replace").strip()
-            raise RuntimeError(f"espeak-ng failed ({proc.returncode}): {message}")
+            raise EspeakError(f"espeak-ng failed ({proc.returncode}): {message}")
         return proc.stdout
 
     def synthesize(self, text: str, voice: str, rate: int, pitch: int, seed: int) -> tuple[np.ndarray, int]:
@@ -189,7 +193,7 @@ class EspeakCli:
         """
         raw = self._run(["-v", voice, "-s", str(rate), "-p", str(pitch), "--stdout"], text)
         if raw[:4] != b"RIFF" or raw[8:12] != b"WAVE":
-            raise RuntimeError(f"espeak-ng wrote no WAV for {text!r}")
+            raise EspeakError(f"espeak-ng wrote no WAV for {text!r}")
         offset, sample_rate = 12, 0
         while offset + 8 <= len(raw):
             chunk, size = raw[offset:offset + 4], int.from_bytes(raw[offset + 4:offset + 8], "little")
@@ -199,7 +203,7 @@ class EspeakCli:
                 body = raw[offset + 8:]
                 return np.frombuffer(body[:len(body) // 2 * 2], dtype="<i2").astype(np.int16), sample_rate
             offset += 8 + size
-        raise RuntimeError("espeak-ng WAV has no data chunk")
+        raise EspeakError("espeak-ng WAV has no data chunk")
 
     def phonemes(self, text: str, voice: str) -> str:
         """eSpeak's phoneme mnemonics for ``text``."""
@@ -229,7 +233,7 @@ def open_engine(backend: str = "auto") -> Iterator[EngineConfig]:
             import espeakng_loader as loader
         except ImportError:
             if backend == "library":
-                raise RuntimeError("backend 'library' needs `pip install espeakng-loader`") from None
+                raise EspeakError("backend 'library' needs `pip install espeakng-loader`") from None
     if loader is not None:
         with tempfile.TemporaryDirectory(prefix="ppasr-espeak-") as tmp:
             private = os.path.join(tmp, os.path.basename(loader.get_library_path()))
@@ -238,7 +242,7 @@ def open_engine(backend: str = "auto") -> Iterator[EngineConfig]:
         return
     executable = shutil.which("espeak-ng")
     if executable is None:
-        raise RuntimeError("eSpeak NG not found: `pip install espeakng-loader` "
+        raise EspeakError("eSpeak NG not found: `pip install espeakng-loader` "
                            "(or install the espeak-ng program)")
     yield EngineConfig("cli", executable)
 

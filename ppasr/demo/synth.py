@@ -29,8 +29,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ppasr.demo.espeak import Engine, EngineConfig, create_engine, open_engine, speech_text
+from ppasr.demo.espeak import Engine, EngineConfig, EspeakError, create_engine, open_engine, speech_text
 from ppasr.demo.grammar import LANGUAGES, get_grammar
+from ppasr.errors import UserError
 
 
 SAMPLE_RATE = 16000
@@ -124,7 +125,7 @@ def plan_utterances(sentences: Sequence[str], paths: Sequence[str], seed: int, l
     spec = SPLITS[split]
     variants = [v for v in spec.variants if v in installed]
     if not variants:
-        raise RuntimeError(f"eSpeak NG has none of the voice variants of the {split!r} split")
+        raise EspeakError(f"eSpeak NG has none of the voice variants of the {split!r} split")
     plans = []
     for index, (sentence, path) in enumerate(zip(sentences, paths, strict=True)):
         rng = np.random.default_rng([seed, list(SPLITS).index(split), index])
@@ -163,7 +164,7 @@ def render(utterance: Utterance, engine: Engine) -> np.ndarray:
                                   utterance.seed)
     audio = trim_silence(raw.astype(np.float32) / 32768.0, rate)
     if not np.any(audio):
-        raise RuntimeError(f"eSpeak produced silence for {utterance.text!r} ({utterance.voice})")
+        raise EspeakError(f"eSpeak produced silence for {utterance.text!r} ({utterance.voice})")
     if rate != SAMPLE_RATE:
         audio = soxr.resample(audio, rate, SAMPLE_RATE, quality="HQ")
     audio = audio * (utterance.gain / np.max(np.abs(audio)))
@@ -282,7 +283,7 @@ def generate_corpus(num_samples: int, seed: int = 0, language: str = "zh", gramm
     if num_samples < 1:
         raise ValueError("num_samples must be at least 1")
     if not re.fullmatch(r"[\w.-]+", name):
-        raise ValueError(f"name {name!r} must be a plain file name (letters, digits, _ . -)")
+        raise UserError(f"--name {name!r} must be a plain file name (letters, digits, _ . -)")
     from tqdm import tqdm
 
     folder = name if split == "train" else f"{name}_{split}"
