@@ -24,7 +24,7 @@ MIRRORS = ("https://us.openslr.org/resources", "https://openslr.elda.org/resourc
            "https://openslr.magicdatatech.com/resources")
 
 # (audio file, transcript or None when it has none, True for the official test split)
-Utterance = tuple[str, str | None, bool]
+CorpusEntry = tuple[str, str | None, bool]
 
 
 @dataclass(frozen=True)
@@ -34,7 +34,7 @@ class Corpus:
     url: str
     md5: str
     folder: str            # top folder of the unpacked archive
-    utterances: Callable[[str], Iterator[Utterance]] | None = None
+    utterances: Callable[[str], Iterator[CorpusEntry]] | None = None
     after_unpack: Callable[[str], None] | None = None
     members: Callable[[str], bool] | None = None  # which archive members to unpack (None: all)
 
@@ -78,7 +78,7 @@ def _unpack_speaker_archives(data_dir: str) -> None:
         os.remove(archive)  # unpacked from the corpus archive by us: done with it
 
 
-def _aishell_utterances(data_dir: str) -> Iterator[Utterance]:
+def _aishell_utterances(data_dir: str) -> Iterator[CorpusEntry]:
     transcripts = {}
     with open(os.path.join(data_dir, "transcript", "aishell_transcript_v0.8.txt"), encoding="utf-8") as f:
         for line in f:
@@ -91,7 +91,7 @@ def _aishell_utterances(data_dir: str) -> Iterator[Utterance]:
             yield path, transcripts.get(os.path.splitext(os.path.basename(path))[0]), split == "test"
 
 
-def _thchs30_utterances(data_dir: str) -> Iterator[Utterance]:
+def _thchs30_utterances(data_dir: str) -> Iterator[CorpusEntry]:
     """Audio and transcripts are in data/; test/ names the official test split (links into data/)."""
     test_dir = os.path.join(data_dir, "test")
     test_names = set(os.listdir(test_dir)) if os.path.isdir(test_dir) else set()
@@ -101,7 +101,7 @@ def _thchs30_utterances(data_dir: str) -> Iterator[Utterance]:
         yield path, text, os.path.basename(path) in test_names
 
 
-def _st_cmds_utterances(data_dir: str) -> Iterator[Utterance]:
+def _st_cmds_utterances(data_dir: str) -> Iterator[CorpusEntry]:
     for path in _wav_files(data_dir):
         txt = os.path.splitext(path)[0] + ".txt"
         yield path, (_first_line(txt) if os.path.exists(txt) else None), False

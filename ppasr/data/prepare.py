@@ -51,7 +51,9 @@ class SkipLog:
 
 
 @dataclass
-class Utterance:
+class ManifestEntry:
+    """One line of a manifest: the audio training reads, its duration and text."""
+
     audio_filepath: str
     duration: float
     text: str
@@ -64,8 +66,27 @@ class Utterance:
 TEST_ANNOTATION = "test.txt"
 
 
-def read_annotations(annotation_path: str, text_mode: str, skips: SkipLog) -> list[tuple[str, str, str]]:
-    """Return (audio_path, clean text, 'file:line') for every usable annotation line."""
+@dataclass(frozen=True)
+class AnnotationLine:
+    """A usable line of an annotation file: the audio it names, its cleaned text, and where it is."""
+
+    audio_path: str
+    text: str
+    file: str
+    line: int
+
+    @property
+    def where(self) -> str:
+        return f"{self.file}:{self.line}"
+
+    @property
+    def is_official_test(self) -> bool:
+        """From ``test.txt``, the official test split (PPASR 2.x's convention)."""
+        return os.path.basename(self.file) == TEST_ANNOTATION
+
+
+def read_annotations(annotation_path: str, text_mode: str, skips: SkipLog) -> list[AnnotationLine]:
+    """Every usable annotation line of the folder's ``*.txt`` files."""
     if not os.path.isdir(annotation_path):
         raise UserError(f"annotation folder {annotation_path} not found; put `audio_path<TAB>text` "
                         f"files there (e.g. `python3 tools/generate_audio.py`)")
@@ -97,7 +118,7 @@ def read_annotations(annotation_path: str, text_mode: str, skips: SkipLog) -> li
             if not text:
                 skips.skip(where, "text is empty after filtering")
                 continue
-            entries.append((audio_path.strip().replace("\\", "/"), text, where))
+            entries.append(AnnotationLine(audio_path.strip().replace("\\", "/"), text, path, number))
     return entries
 
 
@@ -138,7 +159,7 @@ def _probe_worker(job: tuple[str, bool, str]) -> tuple[str, float] | str:
         return str(e)
 
 
-def create_manifests(entries: list[tuple[str, str, str]], train_manifest: str, test_manifest: str,
+def create_manifests(entries: list[AnnotationLine], train_manifest: str, test_manifest: str,
                      change_rate: bool, num_workers: int, skips: SkipLog) -> tuple[int, int, float]:
     """Probe every utterance in parallel and split train/test.
 
@@ -147,19 +168,18 @@ def create_manifests(entries: list[tuple[str, str, str]], train_manifest: str, t
     descending duration does (PPASR a3c1911).
     """
     cache_dir = os.path.join(os.path.dirname(os.path.abspath(train_manifest)), "cache", "16k")
-    jobs = [(path, change_rate, cache_dir) for path, _, _ in entries]
+    jobs = [(entry.audio_path, change_rate, cache_dir) for entry in entries]
     utterances, official_test = [], []
     with Pool(max(1, num_workers), initializer=pool_worker_init, initargs=(os.getpid(),)) as pool:
         results = pool.imap(_probe_worker, jobs, chunksize=16)
-        for (path, text, where), result in tqdm(zip(entries, results), total=len(jobs), desc="manifest"):
+        for entry, result in tqdm(zip(entries, results), total=len(jobs), desc="manifest"):
             if isinstance(result, str):
-                skips.skip(f"{where} ({path})", result)
-            elif os.path.basename(where.rsplit(":", 1)[0]) == TEST_ANNOTATION:
-                official_test.append(Utterance(result[0], result[1], text))
+                skips.skip(f"{entry.where} ({entry.audio_path})", result)
             else:
-                utterances.append(Utterance(result[0], result[1], text))
+                (official_test if entry.is_official_test else utterances).append(
+                    ManifestEntry(result[0], result[1], entry.text))
     utterances.sort(key=lambda u: (-u.duration, u.audio_filepath))
-    if any(os.path.basename(where.rsplit(":", 1)[0]) == TEST_ANNOTATION for _, _, where in entries):
+    if any(entry.is_official_test for entry in entries):
         test, train = official_test, utterances
     else:
         test = [u for i, u in enumerate(utterances) if i % 100 == 0]

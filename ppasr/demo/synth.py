@@ -100,7 +100,7 @@ def sample_sentences(num_samples: int, seed: int = 0, language: str = "zh",
 
 
 @dataclass(frozen=True)
-class Utterance:
+class SynthesisPlan:
     """Everything needed to render one audio file; drawn in the parent, rendered anywhere."""
 
     path: str
@@ -117,7 +117,7 @@ class Utterance:
 
 
 def plan_utterances(sentences: Sequence[str], paths: Sequence[str], seed: int, language: str,
-                    split: str, installed: set[str]) -> list[Utterance]:
+                    split: str, installed: set[str]) -> list[SynthesisPlan]:
     """Per-utterance voice and signal parameters, each from its own ``(seed, split, index)`` RNG.
 
     Voices are the split's variants that ``installed`` (the engine's variant names) has.
@@ -131,7 +131,7 @@ def plan_utterances(sentences: Sequence[str], paths: Sequence[str], seed: int, l
         rng = np.random.default_rng([seed, list(SPLITS).index(split), index])
         voice = VOICES[language][int(rng.integers(len(VOICES[language])))]
         voice += "+" + variants[int(rng.integers(len(variants)))]
-        plans.append(Utterance(
+        plans.append(SynthesisPlan(
             path=path, text=sentence, speech=speech_text(sentence, language), voice=voice,
             rate=int(rng.integers(spec.rates[0], spec.rates[1] + 1)),
             pitch=int(rng.integers(spec.pitches[0], spec.pitches[1] + 1)),
@@ -156,7 +156,7 @@ def trim_silence(samples: np.ndarray, sample_rate: int, threshold_db: float = -4
     return samples[max(0, loud[0] * frame - keep):min(len(samples), (loud[-1] + 1) * frame + keep)]
 
 
-def render(utterance: Utterance, engine: Engine) -> np.ndarray:
+def render(utterance: SynthesisPlan, engine: Engine) -> np.ndarray:
     """Synthesise, trim, resample to 16 kHz, level, pad and dither: int16 samples."""
     import soxr
 
@@ -256,7 +256,7 @@ def _init_worker(config: EngineConfig) -> None:
     _worker_engine = create_engine(config)
 
 
-def _render_to_file(utterance: Utterance) -> None:
+def _render_to_file(utterance: SynthesisPlan) -> None:
     assert _worker_engine is not None, "worker not initialised"
     write_wav(utterance.path, render(utterance, _worker_engine))
 

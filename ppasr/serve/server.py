@@ -139,11 +139,11 @@ class Recognizer:
             return "", 0.0
         return "，".join(text for text, _ in results), float(np.mean([score for _, score in results]))
 
-    def open_utterance(self) -> Utterance:
-        return Utterance(self)
+    def open_utterance(self) -> StreamedUtterance:
+        return StreamedUtterance(self)
 
 
-class Utterance:
+class StreamedUtterance:
     """One streamed utterance: the model stream (GRU state carried chunk to chunk) for partial
     results, and the samples for the final result.
 
@@ -429,7 +429,7 @@ async def serve_stream(websocket: WebSocket, recognizer: Recognizer) -> None:
 
 
 async def answer_messages(websocket: WebSocket, recognizer: Recognizer, inbox: Inbox, max_samples: int) -> None:
-    utterance: Utterance | None = None
+    utterance: StreamedUtterance | None = None
     odd_byte = b""  # a frame may split a 16-bit sample
     idle = recognizer.limits.stream_idle_seconds
     last_audio = time.monotonic()
