@@ -150,3 +150,27 @@ def test_the_checks_find_a_cycle_and_an_upward_import(toy_package):
     assert cycles(graph) == [["ppasr.data.a", "ppasr.data.b"], ["ppasr.data.c", "ppasr.serve.server"]]
     assert upward_imports(graph) == ["ppasr.data.c (data) imports ppasr.serve.server (serve)"]
     assert cycles(graph, {("ppasr.data.b", "ppasr.data.a"), ("ppasr.data.c", "ppasr.serve.server")}) == []
+
+
+SCRIPTS = ("create_data.py", "train.py", "eval.py", "export_model.py", "infer_path.py", "infer_server.py",
+           "infer_gui.py", "tools/tune.py", "tools/build_lm.py", "tools/generate_audio.py", "download_data/noise.py")
+PARSE_ONLY = """
+import runpy, sys
+sys.argv = [sys.argv[1], "--help"]
+try:
+    runpy.run_path(sys.argv[0], run_name="__main__")
+except SystemExit:
+    pass
+print("LOADED:", " ".join(m for m in ("paddle", "onnxruntime") if m in sys.modules))
+"""
+
+
+def test_scripts_parse_their_flags_before_loading_paddle():
+    """--help and flag errors are instant: no script loads paddle or onnxruntime before its flags parse."""
+    import subprocess
+    import sys
+
+    for script in SCRIPTS:
+        proc = subprocess.run([sys.executable, "-c", PARSE_ONLY, str(REPO / script)], capture_output=True, text=True,
+                              timeout=120, cwd=REPO)
+        assert proc.stdout.strip().endswith("LOADED:"), f"{script}: {proc.stdout[-300:]}{proc.stderr[-2000:]}"
