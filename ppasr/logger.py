@@ -1,6 +1,6 @@
 """The one logging channel: ``[2026-11-25 08:35:10.123456] message`` on stdout, as PPASR prints.
 
-Library code logs through ``logger``; root scripts call ``setup_logging()`` once. Tools that parse
+Library code logs through ``logger`` (never ``print``); root scripts call ``setup_logging()`` once. Tools that parse
 PPASR's lines (``Train epoch: …``, ``Test epoch: …``) keep working because the prefix is PPASR's
 ``[datetime.now()]``.
 """
@@ -11,11 +11,14 @@ import sys
 from datetime import datetime
 
 logger = logging.getLogger("ppasr")
+# ``logger.info(message, extra=PLAIN)``: a line exactly as PPASR prints it, without the time prefix
+PLAIN = {"plain": True}
 
 
 class _PPASRFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        line = f"[{datetime.fromtimestamp(record.created)}] {record.getMessage()}"
+        message = record.getMessage()
+        line = message if getattr(record, "plain", False) else f"[{datetime.fromtimestamp(record.created)}] {message}"
         if record.exc_info:  # logger.exception(): a bug's traceback belongs in the log
             line += "\n" + self.formatException(record.exc_info)
         return line

@@ -19,9 +19,9 @@ def create_data() -> None:
     """PPASR create_data.py: manifests, vocabulary, mean/std and noise manifest."""
     def job() -> None:
         args = cli.create_data_parser().parse_args()
-        from ppasr.data.prepare import create_data as prepare
+        from ppasr.data.prepare import PrepareOptions, create_data as prepare
         print_arguments(args)
-        prepare(args)
+        prepare(cli.options(PrepareOptions, args))
     run_main(job)
 
 

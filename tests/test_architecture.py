@@ -174,3 +174,22 @@ def test_scripts_parse_their_flags_before_loading_paddle():
         proc = subprocess.run([sys.executable, "-c", PARSE_ONLY, str(REPO / script)], capture_output=True, text=True,
                               timeout=120, cwd=REPO)
         assert proc.stdout.strip().endswith("LOADED:"), f"{script}: {proc.stdout[-300:]}{proc.stderr[-2000:]}"
+
+
+# Modules below the scripts that may call print: the script boundary's own output, and (this round)
+# files other branches are rewriting; their lines move to the logger's PLAIN lines as in prepare.py.
+PRINTS_ALLOWED = {
+    "ppasr.errors",  # run_main: the one `error: …` line on stderr
+    "ppasr.utils",  # print_arguments: PPASR's configuration block, printed by the scripts
+    "ppasr.train.evaluation", "ppasr.serve.infer", "ppasr.serve.gui",  # eval/tune, infer_path, GUI output
+}
+
+
+def test_library_code_logs_instead_of_printing():
+    root = REPO / "ppasr"
+    printing = sorted(
+        f"{module_name(path, root)}:{node.lineno}" for path in root.rglob("*.py")
+        if layer_of(module_name(path, root)) < len(LAYERS) - 1 and module_name(path, root) not in PRINTS_ALLOWED
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "print")
+    assert printing == [], "library code logs through ppasr.logger (PLAIN for PPASR's unprefixed lines)"

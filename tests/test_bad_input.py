@@ -61,7 +61,8 @@ def test_a_bug_in_build_lm_keeps_its_traceback(tmp_path, monkeypatch):
 
     (tmp_path / "corpus.txt").write_text("a b\n", encoding="utf-8")
     monkeypatch.setattr(lm_builder, "estimate_kneser_ney", broken)
-    monkeypatch.setattr("sys.argv", ["build_lm.py", f"--manifest={tmp_path}/corpus.txt", f"--output={tmp_path}/lm.arpa"])
+    monkeypatch.setattr("sys.argv", ["build_lm.py", f"--manifest={tmp_path}/corpus.txt",
+                                     f"--output={tmp_path}/lm.arpa"])
     with pytest.raises(ValueError, match="math domain"):
         scripts.build_lm()
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import sys
 from collections import Counter
 from dataclasses import dataclass
 from multiprocessing import Pool
@@ -22,22 +21,45 @@ from ppasr.data.features import AudioFeaturizer, FeatureConfig, save_mean_std
 from ppasr.data.manifest import read_manifest
 from ppasr.data.text import clean_text
 from ppasr.errors import UserError
-from ppasr.logger import logger
+from ppasr.logger import PLAIN, logger
 from ppasr.utils import pool_worker_init
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".opus", ".aiff", ".aif", ".au")
 
 
-class SkipLog:
-    """Counts skipped inputs by reason and prints one line for each."""
+@dataclass(frozen=True)
+class PrepareOptions:
+    """What create_data.py reads (annotations, noise) and writes (manifests, vocabulary, mean/std)."""
 
-    def __init__(self, stream=sys.stdout):
+    annotation_path: str
+    text_mode: str
+    train_manifest: str
+    test_manifest: str
+    is_change_frame_rate: bool
+    count_threshold: int
+    dataset_vocab: str
+    mean_std_path: str
+    num_samples: int
+    feature_method: str
+    noise_path: str
+    noise_manifest_path: str
+    num_workers: int
+
+
+def say(message: str) -> None:
+    """One of create_data.py's progress lines, as PPASR prints them (no time prefix)."""
+    logger.info(message, extra=PLAIN)
+
+
+class SkipLog:
+    """Counts skipped inputs by reason and reports one line for each."""
+
+    def __init__(self):
         self.counts: Counter[str] = Counter()
-        self.stream = stream
 
     def skip(self, where: str, reason: str) -> None:
         self.counts[reason.split(" (")[0]] += 1
-        print(f"skip: {where}: {reason}", file=self.stream, flush=True)
+        say(f"skip: {where}: {reason}")
 
     @property
     def total(self) -> int:
@@ -295,32 +317,32 @@ def create_noise_manifest(noise_path: str, manifest_path: str, skips: SkipLog) -
     return len(lines)
 
 
-def create_data(args) -> None:
+def create_data(args: PrepareOptions) -> None:
     """The whole create_data.py job."""
     skips = SkipLog()
     config = FeatureConfig(method=args.feature_method)
     entries = read_annotations(args.annotation_path, args.text_mode, skips)
     if not entries:
-        print(skips.summary())
+        say(skips.summary())
         raise UserError(f"no usable annotation lines in {args.annotation_path} (reasons above)")
-    print("开始生成数据列表 (creating manifests)...")
+    say("开始生成数据列表 (creating manifests)...")
     n_train, n_test, seconds = create_manifests(entries, args.train_manifest, args.test_manifest,
                                                 args.is_change_frame_rate, args.num_workers, skips)
     if n_train + n_test == 0:
-        print(skips.summary())
+        say(skips.summary())
         raise UserError("no usable utterances: every audio file was skipped (see the lines above)")
     if n_train == 0:
         raise UserError("only one usable utterance; training needs more data")
-    print(f"完成生成数据列表，数据集总长度为{seconds / 3600:.2f}小时！"
+    say(f"完成生成数据列表，数据集总长度为{seconds / 3600:.2f}小时！"
           f" train: {n_train}, test: {n_test} ({seconds / 3600:.2f} h)")
-    print("开始生成噪声数据列表 (noise manifest)...")
+    say("开始生成噪声数据列表 (noise manifest)...")
     n_noise = create_noise_manifest(args.noise_path, args.noise_manifest_path, skips)
-    print("开始生成数据字典 (vocabulary)...")
+    say("开始生成数据字典 (vocabulary)...")
     vocab_size = build_vocabulary(args.train_manifest, args.dataset_vocab, args.count_threshold)
-    print(f"数据字典生成完成: {vocab_size} tokens (with <blank>) -> {args.dataset_vocab}")
-    print("开始抽取归一化文件 (mean/std)...")
+    say(f"数据字典生成完成: {vocab_size} tokens (with <blank>) -> {args.dataset_vocab}")
+    say("开始抽取归一化文件 (mean/std)...")
     frames = compute_mean_std(args.train_manifest, args.mean_std_path, config, args.num_samples,
                               args.num_workers, skips)
-    print(f"计算的均值和标准值已保存在 {args.mean_std_path}！({config.method}, dim {config.dim}, {frames} frames)")
-    print(f"summary: kept {n_train + n_test} utterances (train {n_train}, test {n_test}), "
+    say(f"计算的均值和标准值已保存在 {args.mean_std_path}！({config.method}, dim {config.dim}, {frames} frames)")
+    say(f"summary: kept {n_train + n_test} utterances (train {n_train}, test {n_test}), "
           f"noise files {n_noise}, {skips.summary()}")

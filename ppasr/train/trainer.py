@@ -25,7 +25,7 @@ from ppasr.data.dataset import ManifestDataset, SortaGradBatchSampler, build_loa
 from ppasr.data.features import FeatureConfig, FeatureNormalizer
 from ppasr.decode.greedy import greedy_decode
 from ppasr.errors import Stopped, UserError
-from ppasr.logger import setup_logging
+from ppasr.logger import PLAIN, setup_logging
 from ppasr.model.checkpoint import (BEST_MODEL, LAST_MODEL, RunLock, check_model_dir, check_writable,
                                     checkpoint_name, load_optimizer, load_pretrained, load_weights, new_run_id,
                                     prune_checkpoints, publish, read_state, remove_stale_temporaries,
@@ -149,7 +149,7 @@ def build_data(options: DataOptions, seed: int, world_size: int, rank: int) -> D
                                 options.min_duration, options.max_duration, train=True)
     test_set = ManifestDataset(options.test_manifest, vocabulary, normalizer, None, train=False)
     for reason, count in train_set.dropped.items():
-        print(f"train set: dropped {count} utterances: {reason}")
+        logger.info(f"train set: dropped {count} utterances: {reason}", extra=PLAIN)
     if len(train_set) == 0:
         raise UserError(f"no usable training utterances in {options.train_manifest} (reasons above)")
     sampler = SortaGradBatchSampler(train_set, options.batch_size, shuffle=True, seed=seed,
@@ -232,7 +232,7 @@ def first_epoch(state: TrainState) -> int:
 def train_one_epoch(run: Run, epoch: int) -> int:
     """All batches of ``epoch`` (the rest of it when resuming mid-epoch), with save_interval checkpoints;
     the number of batches in the epoch. A stop request saves after the step and raises ``Stopped``."""
-    optim, data = run.options.optim, run.data
+    optim, log_interval, data = run.options.optim, run.options.run.log_interval, run.data
     skip = run.state.batch_in_epoch if epoch == run.state.epoch else 0
     data.sampler.set_epoch(epoch, skip)
     data.train_set.set_epoch(optim.seed, epoch)
@@ -245,7 +245,7 @@ def train_one_epoch(run: Run, epoch: int) -> int:
         loss, stop = train_step(run, batch, epoch, batch_id, window)
         run.step_times.append(time.time() - tic)
         tic = time.time()
-        if run.is_main and loss is not None and (batch_id % run.options.run.log_interval == 0 or batch_id == batches - 1):
+        if run.is_main and loss is not None and (batch_id % log_interval == 0 or batch_id == batches - 1):
             log_train(run, epoch, batch_id, batches, loss)
         stopping = stopping or stop
         if batch_id + 1 < window[1]:
@@ -375,7 +375,7 @@ def validate(run: Run) -> EvalResult:
     """Test loss and CER with greedy decoding, each rank on its shard, summed over ranks."""
     vocabulary = run.data.vocabulary
     if run.is_main:
-        print("\n", "=" * 70, flush=True)  # PPASR's opening separator: an empty line, then " ===…"
+        logger.info("\n " + "=" * 70, extra=PLAIN)  # PPASR's opening separator: an empty line, then " ===…"
     result = evaluate(run.model, run.data.test_loader, run.data.test_set,
                       lambda probs, lengths: greedy_decode(probs, lengths, vocabulary), run.ctc, progress=False,
                       log_every=TEST_LOG_INTERVAL if run.is_main else 0)
@@ -393,7 +393,7 @@ def report_test(run: Run, epoch: int, result: EvalResult, seconds: float) -> Non
     logger.info("Test epoch: %d, time/epoch: %s, loss: %.5f, cer: %.5f", epoch, timedelta(seconds=seconds),
                 result.loss, result.cer)
     logger.info("mean per-utterance cer: %.5f", result.mean_utterance_cer)
-    print("=" * 70, "\n", flush=True)
+    logger.info("=" * 70 + " \n", extra=PLAIN)
     run.writer.add_scalar("Test cer", result.cer, epoch)
     run.writer.add_scalar("Test loss", result.loss, epoch)
 
