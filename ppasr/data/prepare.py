@@ -317,17 +317,17 @@ def create_noise_manifest(noise_path: str, manifest_path: str, skips: SkipLog) -
     return len(lines)
 
 
-def create_data(args: PrepareOptions) -> None:
+def create_data(options: PrepareOptions) -> None:
     """The whole create_data.py job."""
     skips = SkipLog()
-    config = FeatureConfig(method=args.feature_method)
-    entries = read_annotations(args.annotation_path, args.text_mode, skips)
+    config = FeatureConfig(method=options.feature_method)
+    entries = read_annotations(options.annotation_path, options.text_mode, skips)
     if not entries:
         say(skips.summary())
-        raise UserError(f"no usable annotation lines in {args.annotation_path} (reasons above)")
+        raise UserError(f"no usable annotation lines in {options.annotation_path} (reasons above)")
     say("开始生成数据列表 (creating manifests)...")
-    n_train, n_test, seconds = create_manifests(entries, args.train_manifest, args.test_manifest,
-                                                args.is_change_frame_rate, args.num_workers, skips)
+    n_train, n_test, seconds = create_manifests(entries, options.train_manifest, options.test_manifest,
+                                                options.is_change_frame_rate, options.num_workers, skips)
     if n_train + n_test == 0:
         say(skips.summary())
         raise UserError("no usable utterances: every audio file was skipped (see the lines above)")
@@ -336,13 +336,13 @@ def create_data(args: PrepareOptions) -> None:
     say(f"完成生成数据列表，数据集总长度为{seconds / 3600:.2f}小时！"
           f" train: {n_train}, test: {n_test} ({seconds / 3600:.2f} h)")
     say("开始生成噪声数据列表 (noise manifest)...")
-    n_noise = create_noise_manifest(args.noise_path, args.noise_manifest_path, skips)
+    n_noise = create_noise_manifest(options.noise_path, options.noise_manifest_path, skips)
     say("开始生成数据字典 (vocabulary)...")
-    vocab_size = build_vocabulary(args.train_manifest, args.dataset_vocab, args.count_threshold)
-    say(f"数据字典生成完成: {vocab_size} tokens (with <blank>) -> {args.dataset_vocab}")
+    vocab_size = build_vocabulary(options.train_manifest, options.dataset_vocab, options.count_threshold)
+    say(f"数据字典生成完成: {vocab_size} tokens (with <blank>) -> {options.dataset_vocab}")
     say("开始抽取归一化文件 (mean/std)...")
-    frames = compute_mean_std(args.train_manifest, args.mean_std_path, config, args.num_samples,
-                              args.num_workers, skips)
-    say(f"计算的均值和标准值已保存在 {args.mean_std_path}！({config.method}, dim {config.dim}, {frames} frames)")
+    frames = compute_mean_std(options.train_manifest, options.mean_std_path, config, options.num_samples,
+                              options.num_workers, skips)
+    say(f"计算的均值和标准值已保存在 {options.mean_std_path}！({config.method}, dim {config.dim}, {frames} frames)")
     say(f"summary: kept {n_train + n_test} utterances (train {n_train}, test {n_test}), "
           f"noise files {n_noise}, {skips.summary()}")
