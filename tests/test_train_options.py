@@ -19,13 +19,22 @@ FLAGS = [*TINY_MODEL, "--batch_size=8", "--num_workers=0", "--num_epoch=1", "--a
          "--max_duration=-1"]
 
 
-def test_checkpoint_records_the_options_of_its_command(workdir):
+def test_checkpoint_records_the_options_of_its_command_and_older_ones_resume(workdir):
     run_cli("train.py", *FLAGS, cwd=workdir)
     state = json.loads((workdir / "models/deepspeech2/epoch_1/state.json").read_text())
     recorded = TrainOptions.from_dict(state["train_options"])
     assert recorded == train_options(cli.train_parser().parse_args(FLAGS))
     assert recorded != train_options(cli.train_parser().parse_args(FLAGS + ["--seed=5"]))
     assert (recorded.optim.learning_rate, recorded.data.augment_conf_path, recorded.model.rnn_size) == (5e-3, None, 32)
+
+    old = workdir / "models/deepspeech2/epoch_1/state.json"  # as an earlier version wrote it
+    old.write_text(json.dumps({k: v for k, v in state.items() if k != "train_options"}))
+    resumed = [*TINY_MODEL, "--batch_size=8", "--num_workers=0", "--augment_conf_path=None", "--num_epoch=2",
+               "--resume_model=models/deepspeech2/epoch_1"]
+    run_cli("train.py", *resumed, cwd=workdir)
+    state = json.loads((workdir / "models/deepspeech2/epoch_2/state.json").read_text())
+    assert state["run_id"] == json.loads(old.read_text())["run_id"], "the resumed run continues the old one"
+    assert TrainOptions.from_dict(state["train_options"]) == train_options(cli.train_parser().parse_args(resumed))
 
 
 # state.json as the version before TrainState wrote it (no train_options; test figures and save time)
