@@ -23,6 +23,7 @@ import paddle.distributed as dist
 from ppasr.data.augment import build_augmentation_pipeline
 from ppasr.data.dataset import ManifestDataset, SortaGradBatchSampler, build_loader, is_placeholder
 from ppasr.data.features import FeatureConfig, FeatureNormalizer
+from ppasr.data.options import DataOptions
 from ppasr.decode.greedy import greedy_decode
 from ppasr.errors import Stopped, UserError
 from ppasr.logger import PLAIN, setup_logging
@@ -31,7 +32,6 @@ from ppasr.model.checkpoint import (BEST_MODEL, LAST_MODEL, RunLock, check_model
                                     prune_checkpoints, publish, read_state, remove_stale_temporaries,
                                     save_checkpoint, load_scaler_state, scaler_state)
 from ppasr.model.config import ModelConfig, resolve_model_config
-from ppasr.data.options import DataOptions
 from ppasr.train.evaluation import EvalResult, ctc_loss_per_utterance, evaluate
 from ppasr.train.options import TrainOptions
 from ppasr.train.preemption import Interrupted, StopRequest
