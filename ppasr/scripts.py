@@ -38,7 +38,7 @@ def evaluate() -> None:
     """PPASR eval.py: the CER of a trained model."""
     def job() -> None:
         args = cli.eval_parser().parse_args()
-        from ppasr.train.evaluation import run_eval
+        from ppasr.jobs import run_eval
         print_arguments(args)
         run_eval(args)
     run_main(job)
@@ -78,7 +78,7 @@ def tune() -> None:
     """PPASR tools/tune.py: grid-search alpha/beta of the LM beam search."""
     def job() -> None:
         args = cli.tune_parser().parse_args()
-        from ppasr.train.evaluation import run_tune
+        from ppasr.jobs import run_tune
         print_arguments(args)
         run_tune(args)
     run_main(job)

@@ -17,7 +17,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ppasr import cli
 from ppasr.data.audio import AudioError, read_audio
+from ppasr.decode.options import DecodeOptions
 from ppasr.decode.text_decoder import build_decoder
 from ppasr.errors import UserError
 from ppasr.serve.infer import Predictor, check_vocabulary, result_lines, transcribe_segments
@@ -78,7 +80,7 @@ class RecognizerApp:
         self.args = args
         self.predictor = Predictor(args.model_dir, args.use_gpu, args.backend, args.num_threads)
         check_vocabulary(self.predictor, args.vocab_path, args.model_dir)
-        self.decoder = build_decoder(args, self.predictor.vocabulary, num_processes=1)
+        self.decoder = build_decoder(cli.options(DecodeOptions, args), self.predictor.vocabulary)
         self.sample_rate = self.predictor.feature_config.sample_rate
         self.root = root
         self.posted: queue.Queue[Callable[[], None]] = queue.Queue()

@@ -50,11 +50,12 @@ from starlette.requests import ClientDisconnect
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from ppasr.data.audio import AudioError, AudioTooLarge, DecodeLimits, read_untrusted_audio
-from ppasr.data.text import to_arabic_numerals
+from ppasr import cli
 from ppasr.decode.greedy import IncrementalGreedyDecoder
-from ppasr.decode.text_decoder import build_decoder
+from ppasr.decode.options import DecodeOptions
+from ppasr.decode.text_decoder import Decoder, build_decoder
 from ppasr.logger import logger, setup_logging
-from ppasr.serve.infer import Predictor, check_vocabulary, transcribe_segments
+from ppasr.serve.infer import Predictor, Transcript, check_vocabulary, joined_result, transcribe_segments, transcript
 from ppasr.utils import set_paddle_threads
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
@@ -109,10 +110,9 @@ class ClientError(Exception):
 class Recognizer:
     """The predictor and decoder behind one worker thread; ``run`` calls them off the event loop."""
 
-    def __init__(self, predictor: Predictor, decode: Callable[[np.ndarray], tuple[str, float]], to_an: bool,
-                 limits: Limits):
+    def __init__(self, predictor: Predictor, decoder: Decoder, to_an: bool, limits: Limits):
         self.predictor = predictor
-        self.decode = decode
+        self.decoder = decoder
         self.to_an = to_an
         self.limits = limits
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ppasr-model")
@@ -124,20 +124,15 @@ class Recognizer:
     def close(self) -> None:
         self._worker.shutdown(wait=True, cancel_futures=True)
 
-    def text(self, text: str) -> str:
-        return to_arabic_numerals(text) if self.to_an else text
-
-    def recognize_file(self, data: bytes, long_audio: bool) -> tuple[str, float]:
-        """Text and score of an uploaded file (any soundfile format, rate and channels)."""
+    def recognize_file(self, data: bytes, long_audio: bool) -> list[Transcript]:
+        """The transcripts of an uploaded file (any soundfile format, rate and channels): one, or one per
+        speech segment of long audio."""
         try:
             samples = read_untrusted_audio(io.BytesIO(data), self.predictor.feature_config.sample_rate,
                                            self.limits.decode_limits())
         except AudioTooLarge as e:
             raise ClientError(TOO_LARGE, str(e), 413) from None
-        results = transcribe_segments(self.predictor, samples, self.decode, self.to_an, long_audio)
-        if not results:
-            return "", 0.0
-        return "，".join(text for text, _ in results), float(np.mean([score for _, score in results]))
+        return transcribe_segments(self.predictor, samples, self.decoder, self.to_an, long_audio)
 
     def open_utterance(self) -> Utterance:
         return Utterance(self)
@@ -158,26 +153,26 @@ class Utterance:
         self._stream = recognizer.predictor.new_stream()
         self._samples: list[np.ndarray] = []
         self._partial = IncrementalGreedyDecoder(recognizer.predictor.vocabulary)
-        self._text = ""
+        self._result = transcript(recognizer.predictor, self._partial.hypothesis, recognizer.to_an)
         self.samples = 0
 
-    def accept(self, pcm: bytes) -> str:
-        """Add 16-bit PCM; return the text so far (greedy over the frames the stream has computed)."""
+    def accept(self, pcm: bytes) -> Transcript:
+        """Add 16-bit PCM; return the transcript so far (greedy over the frames the stream has computed)."""
         if len(pcm) < 2:  # empty frames add nothing: a million of them must not grow ``_samples``
-            return self._text
+            return self._result
         samples = np.frombuffer(pcm, dtype="<i2").astype(np.float32) / 32768.0
         self.samples += samples.shape[0]
         self._samples.append(samples)
-        self._text = self._recognizer.text(self._partial.extend(self._stream.accept(samples)))
-        return self._text
+        self._result = transcript(self._recognizer.predictor, self._partial.extend(self._stream.accept(samples)),
+                                  self._recognizer.to_an)
+        return self._result
 
-    def finish(self) -> tuple[str, float]:
-        """Final text and score of the whole utterance."""
+    def finish(self) -> list[Transcript]:
+        """The final transcript of the whole utterance (none for audio too short to decode)."""
         samples = np.concatenate(self._samples) if self._samples else np.zeros(0, dtype=np.float32)
         self._samples = []
-        results = transcribe_segments(self._recognizer.predictor, samples, self._recognizer.decode,
-                                      self._recognizer.to_an, long_audio=False)
-        return results[0] if results else ("", 0.0)
+        return transcribe_segments(self._recognizer.predictor, samples, self._recognizer.decoder,
+                                   self._recognizer.to_an, long_audio=False)
 
 
 def error_body(code: int, msg: str) -> dict:
@@ -258,7 +253,7 @@ def create_app(recognizer: Recognizer) -> FastAPI:
         uploads += 1
         try:
             data = await read_upload(request, limits.max_upload_bytes)
-            text, score = await recognizer.run(recognizer.recognize_file, data, long_audio)
+            results = await recognizer.run(recognizer.recognize_file, data, long_audio)
         except ClientError as e:
             return JSONResponse(error_body(e.code, e.msg), status_code=e.status)
         except ClientDisconnect:  # the client left (or was dropped by --body_timeout) mid-body
@@ -270,6 +265,7 @@ def create_app(recognizer: Recognizer) -> FastAPI:
             return JSONResponse(error_body(INTERNAL_ERROR, "internal error (see the server log)"), status_code=500)
         finally:
             uploads -= 1
+        score, text = joined_result(results)
         logger.info(f"识别时间：{round((time.time() - start) * 1000)}ms，识别结果：{text}， 得分: {score:f}")
         return JSONResponse({"code": 0, "msg": "success", "result": text, "score": round(score, 3)})
 
@@ -459,14 +455,14 @@ async def answer_messages(websocket: WebSocket, recognizer: Recognizer, inbox: I
                 return
             partial = await recognizer.run(utterance.accept, data[:len(data) - len(odd_byte)])
             for _ in frames:  # every binary frame gets its answer, also when several were taken at once
-                await send_answer(websocket, {"code": 0, "is_end": False, "result": partial}, idle)
+                await send_answer(websocket, {"code": 0, "is_end": False, "result": partial.text}, idle)
             continue
         if not is_end_message(message.get("text")):
             await close_with_error(websocket, BAD_MESSAGE, 'expected binary frames of 16 kHz mono 16-bit PCM or '
                                    'the text frame {"end": true}', 1003)
             return
         utterance = utterance or await recognizer.run(recognizer.open_utterance)
-        text, score = await recognizer.run(utterance.finish)
+        score, text = joined_result(await recognizer.run(utterance.finish))
         logger.info(f"流式识别 ({utterance.samples / PCM_SAMPLE_RATE:.1f} s)，识别结果：{text}， 得分: {score:f}")
         await send_answer(websocket, {"code": 0, "is_end": True, "result": text, "score": round(score, 3)}, idle)
         utterance, odd_byte = None, b""
@@ -602,7 +598,7 @@ def serve(args) -> None:
     set_paddle_threads()
     predictor = Predictor(args.model_dir, args.use_gpu, args.backend, args.num_threads)
     check_vocabulary(predictor, args.vocab_path, args.model_dir)
-    decoder = build_decoder(args, predictor.vocabulary, num_processes=1)
+    decoder = build_decoder(cli.options(DecodeOptions, args), predictor.vocabulary)
     origins = tuple(origin.strip() for origin in args.allowed_origins.split(",") if origin.strip())
     limits = Limits(max_upload_bytes=int(args.max_upload_mb * 1024 * 1024), max_audio_seconds=args.max_audio_seconds,
                     max_streams=args.max_streams, max_uploads=args.max_uploads, max_channels=args.max_channels,
