@@ -135,8 +135,8 @@ class PrefixBeamSearch:
             repeat = ext_tokens[None, :] == beam.last[:, None]
             ext = (np.where(repeat, beam.log_pb[:, None], log_total[:, None])
                    + log_probs[extend][None, :])
-            _merge_existing(trie, beam.nodes, column, ext, stay_pnb)
-            beam = self._select(trie, beam, ext_tokens, ext, stay_pb, stay_pnb, alignment, t)
+            restarts = _merge_existing(trie, beam.nodes, column, ext, stay_pb, stay_pnb)
+            beam = self._select(trie, beam, ext_tokens, ext, stay_pb, stay_pnb, restarts, alignment, t)
             dense[tokens] = _NEG_INF
             column[ext_tokens] = -1
 
@@ -151,12 +151,14 @@ class PrefixBeamSearch:
                           lm_score=float(finals[best] - ctc[best]) if self._model is not None else None)
 
     def _select(self, trie: PrefixTrie, beam: _Beam, ext_tokens: np.ndarray, ext: np.ndarray,
-                stay_pb: np.ndarray, stay_pnb: np.ndarray, alignment: _Alignment, frame: int) -> _Beam:
+                stay_pb: np.ndarray, stay_pnb: np.ndarray, restarts: np.ndarray, alignment: _Alignment,
+                frame: int) -> _Beam:
         """Keep the ``beam_size`` best of the stay and extension candidates.
 
         Times follow each prefix as it is kept: a stay whose mass now ends in its last token
         (not in blank) extends that token's frames to ``frame``; an extension starts a new token at
-        ``frame``, recording where its prefix's last token ended.
+        ``frame``, recording where its prefix's last token ended, and so does a stay that an extension
+        merged into (``restarts``: the beam row it came from, or -1) when that extension outweighs it.
 
         Candidates needing a KenLM query are ranked by an upper bound (CTC + fixed LM score
         + ``beta``) and queried in that order, only while the bound can still beat the
@@ -206,6 +208,14 @@ class PrefixBeamSearch:
         row, col = np.divmod(chosen[chosen >= rows] - rows, max(width, 1))
         children = trie.extend(beam.nodes[row].tolist(), ext_tokens[col].tolist())
         stay_end = np.where(stay_pnb[stays] > stay_pb[stays], frame, beam.last_end[stays])
+        stay_record = beam.record[stays]
+        sources = restarts[stays]
+        if (sources >= 0).any():
+            restart = sources >= 0
+            stay_record = stay_record.copy()
+            stay_record[restart] = alignment.start(frame, beam.record[sources[restart]],
+                                                   beam.last_end[sources[restart]])
+            stay_end[restart] = frame
         return _Beam(
             nodes=np.concatenate([beam.nodes[stays], np.array(children, dtype=np.int64)]),
             last=np.concatenate([beam.last[stays], ext_tokens[col]]),
@@ -214,7 +224,7 @@ class PrefixBeamSearch:
             lm=np.concatenate([beam.lm[stays], np.array([trie.score[c] for c in children])]),
             lm_base=np.concatenate([beam.lm_base[stays],
                                     np.array([trie.base[c] for c in children])]),
-            record=np.concatenate([beam.record[stays], alignment.start(frame, beam.record[row], beam.last_end[row])]),
+            record=np.concatenate([stay_record, alignment.start(frame, beam.record[row], beam.last_end[row])]),
             last_end=np.concatenate([stay_end, np.full(row.shape[0], frame)]))
 
 
@@ -264,17 +274,25 @@ class _Alignment:
 
 
 def _merge_existing(trie: PrefixTrie, nodes: np.ndarray, column: np.ndarray, ext: np.ndarray,
-                    stay_pnb: np.ndarray) -> None:
-    """Fold extensions that recreate a prefix already in the beam into that prefix."""
+                    stay_pb: np.ndarray, stay_pnb: np.ndarray) -> np.ndarray:
+    """Fold extensions that recreate a prefix already in the beam into that prefix.
+
+    Returns, per beam row, the row whose extension outweighs the prefix's own paths (its last token's
+    times then follow that extension), else -1.
+    """
     node_list = nodes.tolist()
     position = {node: i for i, node in enumerate(node_list)}
     parents = np.array([position.get(trie.parent[node], -1) for node in node_list])
     cols = column[np.array([trie.token[node] for node in node_list])]
     hit = (parents >= 0) & (cols >= 0)
+    restarts = np.full(len(node_list), -1)
     if hit.any():
         rows, cols = parents[hit], cols[hit]
-        stay_pnb[hit] = np.logaddexp(stay_pnb[hit], ext[rows, cols])
+        merged = ext[rows, cols]
+        restarts[hit] = np.where(merged > np.logaddexp(stay_pb[hit], stay_pnb[hit]), rows, -1)
+        stay_pnb[hit] = np.logaddexp(stay_pnb[hit], merged)
         ext[rows, cols] = _NEG_INF
+    return restarts
 
 
 _WORKER_SEARCH: PrefixBeamSearch | None = None

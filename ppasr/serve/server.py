@@ -11,6 +11,9 @@ WebSocket protocol (``/ws/asr``): binary frames of 16 kHz mono 16-bit little-end
 size; each binary frame gets exactly one answer ``{"code": 0, "is_end": false, "result":
 <text so far>}``. The text frame ``{"end": true}`` ends the utterance: ``{"code": 0, "is_end":
 true, "result": <text>, "score": <number>}``; the socket then stays open for the next utterance.
+The text frame ``{"timestamps": true}`` (a start message, before or between utterances) adds
+``"timestamps": [{"text", "start_ms", "end_ms"}, …]`` to the answers from then on (``false`` stops them);
+HTTP clients ask with the form field or query parameter ``timestamps=true``.
 Errors are ``{"code": <non-zero>, "msg": <reason>}`` followed by a close.
 
 Every resource a client can make the server spend is capped (README "安全 / Security and limits"):
@@ -179,8 +182,19 @@ def error_body(code: int, msg: str) -> dict:
     return {"code": code, "msg": msg}
 
 
-async def read_upload(request: Request, max_bytes: int) -> bytes:
-    """The bytes of multipart field ``audio``; the body is read in memory up to the size limit."""
+def timestamps_json(results: list[Transcript]) -> list[dict]:
+    """The ``timestamps`` of an answer: each character (word for English) with its times in the audio."""
+    return [{"text": t.text, "start_ms": t.start_ms, "end_ms": t.end_ms} for r in results for t in r.timestamps]
+
+
+def is_true(value: str | None) -> bool:
+    """A form field or query parameter that asks for something (``timestamps=true``)."""
+    return value is not None and value.strip().lower() in ("1", "true", "yes")
+
+
+async def read_upload(request: Request, max_bytes: int) -> tuple[bytes, dict[str, str]]:
+    """The bytes of multipart field ``audio`` and the form's text fields; the body is read in memory up to
+    the size limit."""
     too_large = ClientError(TOO_LARGE, f"upload larger than {max_bytes // (1024 * 1024)} MB (--max_upload_mb)", 413)
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > max_bytes + MULTIPART_OVERHEAD:
@@ -210,13 +224,14 @@ async def read_upload(request: Request, max_bytes: int) -> bytes:
         if not isinstance(upload, UploadFile):
             raise ClientError(NO_AUDIO, "no file in multipart/form-data field 'audio'")
         data = await upload.read()
+        fields = {name: value for name, value in form.items() if isinstance(value, str)}
     finally:
         await form.close()
     if not data:
         raise ClientError(NO_AUDIO, "audio is empty")
     if len(data) > max_bytes:
         raise too_large
-    return data
+    return data, fields
 
 
 def create_app(recognizer: Recognizer) -> FastAPI:
@@ -252,7 +267,7 @@ def create_app(recognizer: Recognizer) -> FastAPI:
                                                  f"try again later"), status_code=503, headers={"Retry-After": "1"})
         uploads += 1
         try:
-            data = await read_upload(request, limits.max_upload_bytes)
+            data, fields = await read_upload(request, limits.max_upload_bytes)
             results = await recognizer.run(recognizer.recognize_file, data, long_audio)
         except ClientError as e:
             return JSONResponse(error_body(e.code, e.msg), status_code=e.status)
@@ -267,7 +282,10 @@ def create_app(recognizer: Recognizer) -> FastAPI:
             uploads -= 1
         score, text = joined_result(results)
         logger.info(f"识别时间：{round((time.time() - start) * 1000)}ms，识别结果：{text}， 得分: {score:f}")
-        return JSONResponse({"code": 0, "msg": "success", "result": text, "score": round(score, 3)})
+        answer = {"code": 0, "msg": "success", "result": text, "score": round(score, 3)}
+        if is_true(fields.get("timestamps", request.query_params.get("timestamps"))):
+            answer["timestamps"] = timestamps_json(results)
+        return JSONResponse(answer)
 
     @app.post("/recognition")
     async def recognition(request: Request) -> JSONResponse:
@@ -426,6 +444,7 @@ async def serve_stream(websocket: WebSocket, recognizer: Recognizer) -> None:
 
 async def answer_messages(websocket: WebSocket, recognizer: Recognizer, inbox: Inbox, max_samples: int) -> None:
     utterance: Utterance | None = None
+    with_times = False  # what the last start message asked for
     odd_byte = b""  # a frame may split a 16-bit sample
     idle = recognizer.limits.stream_idle_seconds
     last_audio = time.monotonic()
@@ -454,26 +473,45 @@ async def answer_messages(websocket: WebSocket, recognizer: Recognizer, inbox: I
                                        f'{{"end": true}} between utterances', 1009)
                 return
             partial = await recognizer.run(utterance.accept, data[:len(data) - len(odd_byte)])
+            answer = {"code": 0, "is_end": False, "result": partial.text}
+            if with_times:
+                answer["timestamps"] = timestamps_json([partial])
             for _ in frames:  # every binary frame gets its answer, also when several were taken at once
-                await send_answer(websocket, {"code": 0, "is_end": False, "result": partial.text}, idle)
+                await send_answer(websocket, answer, idle)
             continue
-        if not is_end_message(message.get("text")):
-            await close_with_error(websocket, BAD_MESSAGE, 'expected binary frames of 16 kHz mono 16-bit PCM or '
-                                   'the text frame {"end": true}', 1003)
+        control = control_message(message.get("text"))
+        if control is None:
+            await close_with_error(websocket, BAD_MESSAGE, 'expected binary frames of 16 kHz mono 16-bit PCM, '
+                                   'the text frame {"end": true} or a start message {"timestamps": true}', 1003)
             return
+        if control.get("end") is not True:
+            with_times = control["timestamps"]
+            continue
         utterance = utterance or await recognizer.run(recognizer.open_utterance)
-        score, text = joined_result(await recognizer.run(utterance.finish))
+        results = await recognizer.run(utterance.finish)
+        score, text = joined_result(results)
         logger.info(f"流式识别 ({utterance.samples / PCM_SAMPLE_RATE:.1f} s)，识别结果：{text}， 得分: {score:f}")
-        await send_answer(websocket, {"code": 0, "is_end": True, "result": text, "score": round(score, 3)}, idle)
+        answer = {"code": 0, "is_end": True, "result": text, "score": round(score, 3)}
+        if with_times:
+            answer["timestamps"] = timestamps_json(results)
+        await send_answer(websocket, answer, idle)
         utterance, odd_byte = None, b""
 
 
-def is_end_message(text: str | None) -> bool:
+def control_message(text: str | None) -> dict | None:
+    """A valid text frame as a dict: ``{"end": true}`` or a start message ``{"timestamps": <bool>}``;
+    None for anything else."""
     try:
         message = json.loads(text) if text else None
     except ValueError:
-        return False
-    return isinstance(message, dict) and message.get("end") is True
+        return None
+    if not isinstance(message, dict):
+        return None
+    if message.get("end") is True:
+        return message
+    if set(message) == {"timestamps"} and isinstance(message["timestamps"], bool):
+        return message
+    return None
 
 
 class RateLimitedWarning:
