@@ -126,3 +126,81 @@ def test_infer_path_prints_timestamps_within_the_audio_and_long_audio_offsets(ex
         alone = transcribe_segments(predictor, long_samples[first:last], decoder, True, long_audio=False)[0]
         assert segment.timestamps == tuple(Timestamp(t.text, t.start_ms + segment.start_ms, t.end_ms + segment.start_ms)
                                            for t in alone.timestamps)
+
+
+@pytest.fixture(scope="module")
+def server(exported_corpus):
+    from test_server import LIMITS, running_server
+
+    with running_server(*LIMITS, cwd=exported_corpus) as (url, _, _):
+        yield url, exported_corpus
+
+
+def check_times(answer: dict, duration_s: float) -> list[dict]:
+    times = answer["timestamps"]
+    assert "".join(t["text"] for t in times) == answer["result"].replace("，", "")
+    assert all(0 <= t["start_ms"] <= t["end_ms"] <= 1000 * duration_s for t in times)
+    assert [t["start_ms"] for t in times] == sorted(t["start_ms"] for t in times)
+    return times
+
+
+def test_server_answers_carry_timestamps_when_asked(server, tmp_path):
+    import json
+    import uuid
+    import urllib.request
+
+    from test_server import clips, post_audio
+
+    url, root = server
+    clip = clips(root, 1)[0]
+    samples, sample_rate = soundfile.read(clip, dtype="int16")
+    status, plain = post_audio(url + "/recognition", clip.read_bytes())
+    assert status == 200 and "timestamps" not in plain  # PPASR's answer unless asked
+    status, asked = post_audio(url + "/recognition?timestamps=true", clip.read_bytes())
+    assert status == 200 and asked["result"] == plain["result"] and asked["result"]
+    single = check_times(asked, len(samples) / sample_rate)
+
+    # the form field, on long audio: the second copy's times are offset by where its segment starts
+    long_wav = tmp_path / "long.wav"
+    soundfile.write(long_wav, np.concatenate([samples, np.zeros(2 * sample_rate, np.int16), samples]), sample_rate)
+    boundary = uuid.uuid4().hex
+    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"timestamps\"\r\n\r\ntrue\r\n"
+            f"--{boundary}\r\nContent-Disposition: form-data; name=\"audio\"; filename=\"a.wav\"\r\n\r\n").encode() \
+        + long_wav.read_bytes() + f"\r\n--{boundary}--\r\n".encode()
+    request = urllib.request.Request(url + "/recognition_long_audio", data=body, method="POST",
+                                     headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+    with urllib.request.urlopen(request, timeout=60) as reply:
+        answer = json.loads(reply.read())
+    times = check_times(answer, 2 * len(samples) / sample_rate + 2)
+    second = [t for t in times if t["start_ms"] > 1000 * (len(samples) / sample_rate + 1)]
+    assert second and abs(second[0]["start_ms"] - 1000 * (len(samples) / sample_rate + 2) - single[0]["start_ms"]) < 300
+
+
+def test_websocket_start_message_asks_for_timestamps(server):
+    import json
+
+    from websockets.sync.client import connect
+
+    from test_server import CHUNK_BYTES, pcm16, post_audio, clips, ws_url
+
+    url, root = server
+    clip = clips(root, 1)[0]
+    pcm = pcm16(clip)
+    _, expected = post_audio(url + "/recognition?timestamps=true", clip.read_bytes())
+    with connect(ws_url(url), open_timeout=30) as ws:
+        ws.send(json.dumps({"timestamps": True}))
+        partials = []
+        for start in range(0, len(pcm), CHUNK_BYTES):
+            ws.send(pcm[start:start + CHUNK_BYTES])
+            partials.append(json.loads(ws.recv(timeout=30)))
+        ws.send(json.dumps({"end": True}))
+        final = json.loads(ws.recv(timeout=60))
+        assert final["is_end"] and final["timestamps"] == expected["timestamps"]
+        assert all("timestamps" in p for p in partials) and any(p["timestamps"] for p in partials)
+        check_times(partials[-1], len(pcm) / 32000)
+        ws.send(json.dumps({"timestamps": False}))  # and off again, for the next utterance
+        ws.send(pcm[:CHUNK_BYTES])
+        assert "timestamps" not in json.loads(ws.recv(timeout=30))
+        ws.send(json.dumps({"timestamps": "yes"}))
+        answer = json.loads(ws.recv(timeout=30))
+        assert answer["code"] == 4 and "timestamps" in answer["msg"]
