@@ -60,7 +60,8 @@ def infer_path() -> None:
         args = cli.infer_parser().parse_args()
         from ppasr.serve.infer import infer_path as transcribe
         print_arguments(args)
-        transcribe(args)
+        from ppasr.decode.options import DecodeOptions
+        transcribe(args, cli.options(DecodeOptions, args))
     run_main(job)
 
 
@@ -70,7 +71,8 @@ def infer_server() -> None:
         args = cli.server_parser().parse_args()
         from ppasr.serve.server import serve
         print_arguments(args)
-        serve(args)
+        from ppasr.decode.options import DecodeOptions
+        serve(args, cli.options(DecodeOptions, args))
     run_main(job)
 
 

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ppasr import cli
 from ppasr.data.audio import AudioError, normalize_gain, read_audio
 from ppasr.data.features import AudioFeaturizer, FeatureConfig
 from ppasr.data.text import to_arabic_numerals
@@ -200,11 +199,11 @@ def check_vocabulary(predictor: Predictor, vocab_path: str | None, model_dir: st
                         f"the model trained on {vocab_path}")
 
 
-def infer_path(args) -> None:
+def infer_path(args, decoding: DecodeOptions) -> None:
     """The whole infer_path.py job, printing PPASR's result lines."""
     predictor = Predictor(args.model_dir, args.use_gpu, args.backend, args.num_threads)
     check_vocabulary(predictor, args.vocab_path, args.model_dir)
-    decoder = build_decoder(cli.options(DecodeOptions, args), predictor.vocabulary)
+    decoder = build_decoder(decoding, predictor.vocabulary)
     try:
         samples, _ = read_audio(args.wav_path, predictor.feature_config.sample_rate)
     except AudioError as e:

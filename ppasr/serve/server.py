@@ -53,7 +53,6 @@ from starlette.requests import ClientDisconnect
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from ppasr.data.audio import AudioError, AudioTooLarge, DecodeLimits, read_untrusted_audio
-from ppasr import cli
 from ppasr.decode.greedy import IncrementalGreedyDecoder
 from ppasr.decode.options import DecodeOptions
 from ppasr.decode.text_decoder import Decoder, build_decoder
@@ -630,13 +629,13 @@ def exposure_warnings(host: str, port: int, token: str | None) -> list[str]:
             "to serve this machine only, start with --host=127.0.0.1"]
 
 
-def serve(args) -> None:
+def serve(args, decoding: DecodeOptions) -> None:
     """The whole infer_server.py job: load the model, then serve until interrupted."""
     setup_logging()
     set_paddle_threads()
     predictor = Predictor(args.model_dir, args.use_gpu, args.backend, args.num_threads)
     check_vocabulary(predictor, args.vocab_path, args.model_dir)
-    decoder = build_decoder(cli.options(DecodeOptions, args), predictor.vocabulary)
+    decoder = build_decoder(decoding, predictor.vocabulary)
     origins = tuple(origin.strip() for origin in args.allowed_origins.split(",") if origin.strip())
     limits = Limits(max_upload_bytes=int(args.max_upload_mb * 1024 * 1024), max_audio_seconds=args.max_audio_seconds,
                     max_streams=args.max_streams, max_uploads=args.max_uploads, max_channels=args.max_channels,
