@@ -14,7 +14,6 @@ from ppasr.decode.beam_search import BeamSearchDecoder
 from ppasr.decode.greedy import IncrementalGreedyDecoder, greedy_decode
 from ppasr.decode.hypothesis import Hypothesis, Timestamp, numerals_with_times, timestamps
 from ppasr.decode.lm_builder import build_lm
-from ppasr.decode.text_decoder import decode_one
 
 
 def test_greedy_frames_are_the_runs_of_the_best_path():
