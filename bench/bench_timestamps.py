@@ -4,9 +4,10 @@ the time each syllable (= character) starts, recognised by an exported model.
 eSpeak reports its first word at position 0, before the pause it speaks first; that character's true
 start is taken as the first 10 ms frame within 26 dB of the utterance's loudest one, when that is later.
 
-Per decoder: the characters whose recognised start time could be compared (hypothesis characters
-aligned to equal reference characters), the mean absolute error of their start times, its median and
-90th percentile, and the mean signed error (positive: the model places characters late).
+Per decoder and unit: the words (jieba's segmentation of the reference; a word's start is its first
+character's) and the characters whose recognised start could be compared (a hypothesis character aligned
+to an equal reference character), the mean absolute error of their start times, its median and 90th
+percentile, and the mean signed error (positive: the model places them late).
 
     python3 bench/bench_timestamps.py --model_dir demo_run/models/deepspeech2/infer \
         --lang_model_path demo_run/lm/demo.arpa
@@ -84,15 +85,27 @@ def speak(engine: WordEvents, utterance) -> tuple[np.ndarray, list[float]]:
     return audio, truth
 
 
-def start_errors(reference: str, truth: list[float], units) -> list[float]:
-    """Signed start-time errors (ms) of the recognised characters that align to equal reference ones."""
+def start_errors(reference: str, truth: list[float], units) -> dict[int, float]:
+    """Signed start-time errors (ms) of the recognised characters that align to equal reference ones, by
+    the reference character's index."""
     hypothesis = "".join(u.text for u in units)
     matcher = difflib.SequenceMatcher(None, reference, hypothesis, autojunk=False)
-    errors = []
+    errors = {}
     for a, b, size in matcher.get_matching_blocks():
         for k in range(size):
-            errors.append(units[b + k].start_ms - truth[a + k])
+            errors[a + k] = units[b + k].start_ms - truth[a + k]
     return errors
+
+
+def word_starts(sentence: str) -> set[int]:
+    """Indices of the characters that begin a word (jieba's segmentation)."""
+    import jieba
+
+    starts, at = set(), 0
+    for word in jieba.cut(sentence):
+        starts.add(at)
+        at += len(word)
+    return starts
 
 
 def main() -> None:
@@ -110,7 +123,7 @@ def main() -> None:
     if args.lang_model_path:
         decoders["beam 10, LM"] = DecodeOptions(decoder="ctc_beam_search", lang_model_path=args.lang_model_path,
                                                alpha=1.1513, beta=1.5)
-    errors: dict[str, list[float]] = {name: [] for name in decoders}
+    errors: dict[tuple[str, str], list[float]] = {(name, unit): [] for name in decoders for unit in ("word", "char")}
     built = {name: build_decoder(options, predictor.vocabulary) for name, options in decoders.items()}
     sentences = sample_sentences(args.sentences, seed=args.seed, split=args.split)
     with open_engine("library") as config:
@@ -122,18 +135,21 @@ def main() -> None:
             if len(truth) != len(plan.text):  # one word event per syllable, or the truth is unknown
                 continue
             used += 1
+            words = word_starts(plan.text)
             probs = predictor.probabilities(samples, SAMPLE_RATE)
             for name, decoder in built.items():
                 units = transcript(predictor, decode_one(decoder, probs), to_an=False).timestamps
-                errors[name].extend(start_errors(plan.text, truth, units))
+                found = start_errors(plan.text, truth, units)
+                errors[name, "char"].extend(found.values())
+                errors[name, "word"].extend(error for index, error in found.items() if index in words)
     reference_chars = sum(len(p.text) for p in plans)
     print(f"{used} of {len(plans)} {args.split} sentences ({reference_chars} characters), model {args.model_dir}, "
           f"output frame {predictor.frame_ms:g} ms")
-    print(f"| {'decoder':<15} | characters timed | MAE start ms | median ms | p90 ms | mean signed ms |")
-    print(f"|{'-' * 17}|------------------|--------------|-----------|--------|----------------|")
-    for name, values in errors.items():
+    print(f"| {'decoder':<15} | unit | timed | MAE start ms | median ms | p90 ms | mean signed ms |")
+    print(f"|{'-' * 17}|------|-------|--------------|-----------|--------|----------------|")
+    for (name, unit), values in errors.items():
         e = np.array(values)
-        print(f"| {name:<15} | {len(e):>16} | {np.abs(e).mean():>12.1f} | {np.median(np.abs(e)):>9.1f} | "
+        print(f"| {name:<15} | {unit:<4} | {len(e):>5} | {np.abs(e).mean():>12.1f} | {np.median(np.abs(e)):>9.1f} | "
               f"{np.percentile(np.abs(e), 90):>6.1f} | {e.mean():>14.1f} |")
     for decoder in built.values():
         decoder.close()
