@@ -1,5 +1,5 @@
 """Desktop window: recognise an audio file or a microphone recording (PPASR infer_gui.py)."""
-from ppasr.cli import gui_parser
+from ppasr.cli import gui_parser, options
 from ppasr.errors import run_main
 from ppasr.utils import print_arguments
 
@@ -8,7 +8,8 @@ def main() -> None:
     args = gui_parser().parse_args()
     from ppasr.serve.gui import run_gui  # after the flags are valid: --help and flag errors need no paddle
     print_arguments(args)
-    run_gui(args)
+    from ppasr.decode.options import DecodeOptions
+    run_gui(args, options(DecodeOptions, args))
 
 
 if __name__ == "__main__":

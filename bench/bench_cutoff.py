@@ -20,7 +20,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ppasr.cli import eval_parser  # noqa: E402
 from ppasr.decode.beam_search import BeamSearchDecoder  # noqa: E402
-from ppasr.train.evaluation import EvalResult, first_utterances, forward_batches, load_for_eval, score  # noqa: E402
+from ppasr.jobs import load_for_eval  # noqa: E402
+from ppasr.train.evaluation import EvalResult, first_utterances, forward_batches, score  # noqa: E402
 
 
 def main() -> None:
@@ -52,7 +53,7 @@ def main() -> None:
                                    num_processes=1) as decoder:
                 start = time.perf_counter()
                 for output in outputs:
-                    score(result, output, dataset, decoder.decode_batch)
+                    score(result, output, dataset, decoder.decode)
                 seconds = time.perf_counter() - start
             rows.append((beam, rule, seconds, result.cer))
     print(f"\n{utterances} utterances of {args.manifest}, vocabulary {len(vocabulary)}, alpha {args.alpha}, "

@@ -101,7 +101,7 @@ def run(name: str, decode, batches, frame_ms: float) -> dict[str, object]:
     start = time.perf_counter()
     pairs = []
     for probs, lengths, texts in batches:
-        pairs.extend(zip(texts, decode(probs, lengths)))
+        pairs.extend(zip(texts, [h.text for h in decode(probs, lengths)]))
     elapsed = time.perf_counter() - start
     audio = sum(float(lengths.sum()) for _, lengths, _ in batches) * frame_ms / 1000.0
     return {"decoder": name, "utts": len(pairs), "utt/s": len(pairs) / elapsed,
@@ -130,7 +130,7 @@ def bench_language(label: str, vocabulary: list[str], word_mode: bool, args: arg
             with BeamSearchDecoder(vocabulary, beam_size=beam, lang_model_path=lm,
                                    num_processes=args.num_processes) as decoder:
                 name = f"beam {beam}" + (" + LM" if lm else "")
-                rows.append(run(name, decoder.decode_batch, used, args.frame_ms))
+                rows.append(run(name, decoder.decode, used, args.frame_ms))
     for row in rows:
         row["vocab"] = f"{label} V={len(vocabulary)}"
     return rows

@@ -182,7 +182,7 @@ def run_cer(args: argparse.Namespace) -> None:
                 start = time.perf_counter()
                 probs = predictor.probabilities(samples, sr)
                 elapsed += time.perf_counter() - start
-                pairs.append((item["text"], greedy_decode(probs[None], np.array([len(probs)]), predictor.vocabulary)[0]))
+                pairs.append((item["text"], greedy_decode(probs[None], np.array([len(probs)]), predictor.vocabulary)[0].text))
             print(f"| {label:<24} | {len(pairs):>4} | {corpus_cer(pairs):>10.4f} | {1000 * elapsed / len(pairs):>25.1f} |")
 
 

@@ -329,6 +329,7 @@ def infer_parser() -> FlagParser:
     p = FlagParser(description="Transcribe one audio file with an exported model (PPASR infer_path.py).")
     _add(p, "wav_path", str, "./dataset/test.wav", "预测音频的路径.")
     _add(p, "is_long_audio", bool, False, "是否为长语音 (split on silence, decode parts, join).")
+    _add(p, "print_timestamps", bool, False, "是否打印时间戳 (one line per character, word for English: start-end).")
     _prediction(p)
     _vad(p)
     return p

@@ -7,10 +7,9 @@ inference backends (onnxruntime on CPU, Paddle Inference on GPU) and decoders. B
 """
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 from ppasr.data.audio import AudioError, read_audio
-from ppasr.decode.text_decoder import build_decoder
+from ppasr.decode.options import DecodeOptions
+from ppasr.decode.text_decoder import build_decoder, decode_one
 from ppasr.errors import UserError
 from ppasr.serve import infer
 from ppasr.utils import available_cores
@@ -33,21 +32,19 @@ class Predictor:
             raise UserError(f"decoder {decoder!r}: use 'ctc_greedy' or 'ctc_beam_search'")
         self.model = infer.Predictor(model_dir, use_gpu, backend, min(num_threads, available_cores()))
         infer.check_vocabulary(self.model, vocab_path, model_dir)
-        options = SimpleNamespace(decoder=decoder, alpha=alpha, beta=beta, lang_model_path=lang_model_path,
-                                  beam_size=beam_size, cutoff_prob=cutoff_prob, cutoff_top_n=cutoff_top_n)
-        self.decoder = build_decoder(options, self.model.vocabulary, num_processes=1)
+        options = DecodeOptions(decoder=decoder, alpha=alpha, beta=beta, lang_model_path=lang_model_path,
+                                beam_size=beam_size, cutoff_prob=cutoff_prob, cutoff_top_n=cutoff_top_n)
+        self.decoder = build_decoder(options, self.model.vocabulary)
 
     def predict(self, audio_path: str, to_an: bool = False) -> tuple[float, str]:
         """``(score, text)`` of one clip (score: 0-100 for greedy, −CTC log-probability for beam search)."""
         results = infer.transcribe_segments(self.model, self._read(audio_path), self.decoder, to_an, False)
-        text, score = results[0] if results else ("", 0.0)
-        return score, text
+        return (results[0].score, results[0].text) if results else (0.0, "")
 
     def predict_long_audio(self, audio_path: str, to_an: bool = False) -> tuple[float, str]:
         """Long audio cut at pauses: the mean score and the segments' texts joined with "，"."""
-        results = infer.transcribe_segments(self.model, self._read(audio_path), self.decoder, to_an, True)
-        score = sum(s for _, s in results) / len(results) if results else 0.0
-        return score, "，".join(text for text, _ in results)
+        return infer.joined_result(infer.transcribe_segments(self.model, self._read(audio_path), self.decoder, to_an,
+                                                             True))
 
     def new_stream(self) -> infer.Stream:
         """Chunked recognition of one utterance: ``accept(samples)`` / ``finish()`` give probability frames."""
@@ -55,8 +52,8 @@ class Predictor:
 
     def decode(self, probs) -> tuple[float, str]:
         """``(score, text)`` of probability frames [T, V] (e.g. those a stream produced)."""
-        text, score = self.decoder(probs)
-        return score, text
+        hypothesis = decode_one(self.decoder, probs)
+        return hypothesis.score, hypothesis.text
 
     def close(self) -> None:
         self.decoder.close()

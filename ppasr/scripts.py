@@ -48,7 +48,7 @@ def evaluate() -> None:
     """PPASR eval.py: the CER of a trained model."""
     def job() -> None:
         args = cli.eval_parser().parse_args()
-        from ppasr.train.evaluation import run_eval
+        from ppasr.jobs import run_eval
         print_arguments(args)
         run_eval(args)
     run_main(job)
@@ -70,7 +70,8 @@ def infer_path() -> None:
         args = cli.infer_parser().parse_args()
         from ppasr.serve.infer import infer_path as transcribe
         print_arguments(args)
-        transcribe(args)
+        from ppasr.decode.options import DecodeOptions
+        transcribe(args, cli.options(DecodeOptions, args))
     run_main(job)
 
 
@@ -80,7 +81,8 @@ def infer_server() -> None:
         args = cli.server_parser().parse_args()
         from ppasr.serve.server import serve
         print_arguments(args)
-        serve(args)
+        from ppasr.decode.options import DecodeOptions
+        serve(args, cli.options(DecodeOptions, args))
     run_main(job)
 
 
@@ -88,7 +90,7 @@ def tune() -> None:
     """PPASR tools/tune.py: grid-search alpha/beta of the LM beam search."""
     def job() -> None:
         args = cli.tune_parser().parse_args()
-        from ppasr.train.evaluation import run_tune
+        from ppasr.jobs import run_tune
         print_arguments(args)
         run_tune(args)
     run_main(job)

@@ -9,6 +9,7 @@ import pytest
 
 from ppasr.decode.beam_search import BeamSearchDecoder, prune_frames
 from ppasr.decode.greedy import greedy_decode
+from ppasr.decode.text_decoder import decode_one
 from ppasr.decode.language_model import OOV_LOG10, detect_lm_token, read_arpa_words
 from ppasr.decode.lm_builder import build_lm
 
@@ -131,12 +132,27 @@ def en_lm(tmp_path_factory: pytest.TempPathFactory) -> str:
     return path
 
 
+def texts(hypotheses) -> list[str]:
+    return [h.text for h in hypotheses]
+
+
+def best(decoder, probs) -> tuple[str, float]:
+    """Text and fused log score of one utterance."""
+    hypothesis = decode_one(decoder, probs)
+    return hypothesis.text, hypothesis.log_score
+
+
+def unpack(hypothesis) -> tuple[str, float, float]:
+    """Text, fused log score and CTC log-probability (minus PPASR's beam-search score)."""
+    return hypothesis.text, hypothesis.log_score, -hypothesis.score
+
+
 def test_greedy_collapses_and_ignores_padding():
     vocab = ["<blank>", "a", "b"]
     spec = [{"a": 0.9}, {"a": 0.8}, {"<blank>": 0.9}, {"a": 0.7}, {"b": 0.6}, {"b": 0.9},
             {"a": 0.95}, {"b": 0.95}]  # the last two frames are padding
     probs = np.stack([frames_from(spec, vocab), frames_from(spec, vocab)])
-    assert greedy_decode(probs, np.array([6, 8]), vocab) == ["aab", "aabab"]
+    assert texts(greedy_decode(probs, np.array([6, 8]), vocab)) == ["aab", "aabab"]
 
 
 def test_greedy_batch_of_very_different_lengths():
@@ -145,7 +161,7 @@ def test_greedy_batch_of_very_different_lengths():
     probs = rng.dirichlet(np.ones(len(vocab)), size=(5, 60)).astype(np.float32)
     lengths = np.array([60, 1, 0, 33, 7])
     expected = [reference_greedy(probs[i], n, vocab) for i, n in enumerate(lengths)]
-    assert greedy_decode(probs, lengths, vocab) == expected
+    assert texts(greedy_decode(probs, lengths, vocab)) == expected
     assert expected[2] == ""
 
 
@@ -171,7 +187,7 @@ def test_beam_one_without_lm_equals_greedy_on_peaked_inputs():
     probs = peaked_batch(rng, 40, 30, len(vocab))
     lengths = rng.integers(0, 31, size=40)
     decoder = BeamSearchDecoder(vocab, beam_size=1, num_processes=1)
-    assert decoder.decode_batch(probs, lengths) == greedy_decode(probs, lengths, vocab)
+    assert texts(decoder.decode(probs, lengths)) == texts(greedy_decode(probs, lengths, vocab))
 
 
 def test_wide_beam_without_lm_matches_brute_force():
@@ -184,7 +200,7 @@ def test_wide_beam_without_lm_matches_brute_force():
         vocab = ["<blank>"] + list("abc")[:vocab_size - 1]
         labels, log_prob = brute_force_best(probs)
         decoder = BeamSearchDecoder(vocab, beam_size=2000, num_processes=1)
-        text, score = decoder.decode(probs.astype(np.float32))
+        text, score = best(decoder, probs.astype(np.float32))
         assert text == "".join(vocab[i] for i in labels), case
         assert score == pytest.approx(log_prob, abs=1e-5), case
 
@@ -197,8 +213,8 @@ def test_beam_search_never_decodes_padding():
     probs[:, 20:, 3] = 1.0  # padding full of confident "c"
     lengths = np.array([20, 5, 12])
     decoder = BeamSearchDecoder(vocab, beam_size=8, num_processes=1)
-    batch = decoder.decode_batch_with_scores(probs, lengths)
-    single = [decoder.decode(probs[i, :n]) for i, n in enumerate(lengths)]
+    batch = decoder.decode(probs, lengths)
+    single = [decode_one(decoder, probs[i, :n]) for i, n in enumerate(lengths)]
     assert batch == single
 
 
@@ -214,11 +230,11 @@ def test_char_lm_resolves_acoustic_ambiguity(zh_lm):
     probs = frames_from(spec, ZH_VOCAB)
     plain = BeamSearchDecoder(ZH_VOCAB, beam_size=10, num_processes=1)
     fused = BeamSearchDecoder(ZH_VOCAB, beam_size=10, num_processes=1, lang_model_path=zh_lm)
-    assert plain.decode(probs)[0] == "天器很好"
-    assert fused.decode(probs)[0] == "天气很好"
+    assert best(plain, probs)[0] == "天器很好"
+    assert best(fused, probs)[0] == "天气很好"
     neutral = BeamSearchDecoder(ZH_VOCAB, alpha=0.0, beta=0.0, beam_size=10, num_processes=1,
                                 lang_model_path=zh_lm)
-    assert neutral.decode(probs) == pytest.approx(plain.decode(probs))
+    assert best(neutral, probs) == pytest.approx(best(plain, probs))
 
 
 def test_word_lm_scores_completed_and_final_words(en_lm):
@@ -234,10 +250,10 @@ def test_word_lm_scores_completed_and_final_words(en_lm):
     assert fused.config.lm_token == "word"
     final_word = frames_from(utterance("the cat", 4), EN_VOCAB)  # scored at the end
     middle_word = frames_from(utterance("the cat sat", 4), EN_VOCAB)  # scored at a space
-    assert plain.decode(final_word)[0] == "the kat"
-    assert fused.decode(final_word)[0] == "the cat"
-    assert plain.decode(middle_word)[0] == "the kat sat"
-    assert fused.decode(middle_word)[0] == "the cat sat"
+    assert best(plain, final_word)[0] == "the kat"
+    assert best(fused, final_word)[0] == "the cat"
+    assert best(plain, middle_word)[0] == "the kat sat"
+    assert best(fused, middle_word)[0] == "the cat sat"
 
 
 @pytest.mark.parametrize("mode", ["char", "word"])
@@ -252,7 +268,7 @@ def test_lm_beam_search_matches_reference(mode, zh_lm, en_lm):
         probs = probs.astype(np.float32)
         decoder = BeamSearchDecoder(vocab, alpha=1.5, beta=0.5, beam_size=beam, num_processes=1,
                                     lang_model_path=path)
-        text, score = decoder.decode(probs)
+        text, score = best(decoder, probs)
         ref_text, ref_score = reference_beam_search(
             probs, vocab, beam, model, 1.5, 0.5,
             EN_WORDS if mode == "word" else None)
@@ -264,8 +280,8 @@ def test_oov_log10_overrides_unknown_word_score(en_lm):
     probs = frames_from([{"k": 0.9}, {"a": 0.9}, {"t": 0.9}], EN_VOCAB)
     base = BeamSearchDecoder(EN_VOCAB, num_processes=1, lang_model_path=en_lm, oov_log10=None)
     harsh = BeamSearchDecoder(EN_VOCAB, num_processes=1, lang_model_path=en_lm)
-    assert base.decode(probs)[0] == "kat"  # KenLM's <unk> estimate: the acoustics win
-    assert harsh.decode(probs)[0] == "cat"  # PPASR's OOV_SCORE (log10 -1000): an LM word wins
+    assert best(base, probs)[0] == "kat"  # KenLM's <unk> estimate: the acoustics win
+    assert best(harsh, probs)[0] == "cat"  # PPASR's OOV_SCORE (log10 -1000): an LM word wins
 
 
 HAND_ARPA = """\\data\\
@@ -296,13 +312,13 @@ def test_lm_scores_in_ppasrs_units_by_hand(tmp_path):
                                 lang_model_path=str(path))
     assert decoder.config.lm_token == "char"
     clear = frames_from([{"天": 0.99}, {"<blank>": 0.99}, {"气": 0.99}], vocab)
-    text, fused, ctc = decoder.decode_hypothesis(clear)
+    text, fused, ctc = unpack(decode_one(decoder, clear))
     # log10 P(天|<s>) = -0.2, log10 P(气|天) = -0.3: 1.2 * (-0.5) + 2 * 0.35
     assert text == "天气" and fused - ctc == pytest.approx(1.2 * -0.5 + 2 * 0.35, abs=1e-5)
     oov = frames_from([{"天": 0.99}, {"<blank>": 0.99}, {"好": 0.99}], vocab)
     decoder = BeamSearchDecoder(vocab, alpha=1e-3, beta=0.0, beam_size=4, num_processes=1,
                                 lang_model_path=str(path))
-    text, fused, ctc = decoder.decode_hypothesis(oov)
+    text, fused, ctc = unpack(decode_one(decoder, oov))
     assert text == "天好" and fused - ctc == pytest.approx(1e-3 * (-0.2 - 1000.0), abs=1e-5)
 
 
@@ -349,6 +365,5 @@ def test_parallel_decode_batch_equals_serial(zh_lm):
     serial = BeamSearchDecoder(ZH_VOCAB, beam_size=20, num_processes=1, lang_model_path=zh_lm)
     with BeamSearchDecoder(ZH_VOCAB, beam_size=20, num_processes=2,
                            lang_model_path=zh_lm) as parallel:
-        assert parallel.decode_batch_with_scores(probs, lengths) == \
-            serial.decode_batch_with_scores(probs, lengths)
+        assert parallel.decode(probs, lengths) == serial.decode(probs, lengths)
 

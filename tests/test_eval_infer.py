@@ -41,8 +41,9 @@ def test_eval_prints_cer_and_writes_results(trained):
 def test_batched_decoding_ignores_padded_frames(trained):
     """Each utterance decodes the same alone and inside a batch of very different lengths."""
     from ppasr.cli import eval_parser
-    from ppasr.decode.text_decoder import TextDecoder
-    from ppasr.train.evaluation import evaluate, load_for_eval
+    from ppasr.decode.text_decoder import GreedyDecoder
+    from ppasr.jobs import load_for_eval
+    from ppasr.train.evaluation import evaluate
     import os
 
     cwd = os.getcwd()
@@ -60,7 +61,7 @@ def test_batched_decoding_ignores_padded_frames(trained):
             args = eval_parser().parse_args([MODEL, "--test_manifest=mixed.manifest",
                                                           f"--batch_size={batch_size}", "--num_workers=0"])
             vocabulary, dataset, loader, model = load_for_eval(args)
-            result = evaluate(model, loader, dataset, TextDecoder(vocabulary).batch, progress=False)
+            result = evaluate(model, loader, dataset, GreedyDecoder(vocabulary).decode, progress=False)
             results[batch_size] = sorted(result.pairs)
         assert results[1] == results[3]
     finally:
@@ -187,8 +188,8 @@ def test_infer_flags_are_ppasrs():
     from ppasr.cli import infer_parser
 
     args = vars(infer_parser().parse_args([]))
-    added = {name: args.pop(name) for name in ("backend", "num_threads", "vad")}  # issues 13 and 19
-    assert added == {"backend": None, "num_threads": 0, "vad": "webrtc"}
+    added = {name: args.pop(name) for name in ("backend", "num_threads", "vad", "print_timestamps")}  # issues 13, 19
+    assert added == {"backend": None, "num_threads": 0, "vad": "webrtc", "print_timestamps": False}
     assert args == {"wav_path": "./dataset/test.wav", "is_long_audio": False, "use_gpu": True, "to_an": True,
                     "beam_size": 10, "alpha": 1.2, "beta": 0.35, "cutoff_prob": 1.0, "cutoff_top_n": 40,
                     "vocab_path": "dataset/vocabulary.txt", "model_dir": "models/deepspeech2/infer/",

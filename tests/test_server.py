@@ -160,11 +160,11 @@ def test_incremental_greedy_equals_greedy_over_all_frames():
     vocabulary = ["<blank>"] + list("abcde")
     probs = rng.dirichlet(np.full(6, 0.3), size=200).astype(np.float32)
     probs[50:53] = probs[49]  # repeats across a chunk boundary must collapse
-    expected = greedy_decode(probs[None], np.array([200]), vocabulary)[0]
+    expected = greedy_decode(probs[None], np.array([200]), vocabulary)[0].text
     for cuts in ([], [50], [1, 2, 3, 51, 52, 120], list(range(1, 200))):
         decoder = IncrementalGreedyDecoder(vocabulary)
         for start, end in zip([0] + cuts, cuts + [200]):
-            text = decoder.extend(probs[start:end])
+            text = decoder.extend(probs[start:end]).text
         assert text == expected
 
 

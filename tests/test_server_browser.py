@@ -44,3 +44,24 @@ def test_page_records_streams_plays_back_and_uploads(exported_corpus, tmp_path):
         assert uploaded == expected["result"]
     image = Image.open(screenshot).convert("L")
     assert image.size[0] >= 800 and len(image.getcolors(1 << 16)) > 20  # a rendered page, not a blank one
+
+
+def test_page_shows_timestamps_of_the_word_under_the_mouse(exported_corpus, tmp_path):
+    """Issue 19 part 1: the result is shown word by word; hovering a word (a real mouse move) shows its times."""
+    clip = clips(exported_corpus, 1)[0]
+    microphone, _ = microphone_file(clip, tmp_path)
+    with running_server(*LIMITS, cwd=exported_corpus) as (url, _, _):
+        _, expected = post_audio(url + "/recognition?timestamps=true", clip.read_bytes())
+        with chromium_page(url + "/", microphone) as page:
+            assert upload(page, clip) == expected["result"]
+            shown = page.evaluate("[...document.querySelectorAll('#upload-result span.unit')].map(s => "
+                                  "[s.textContent, +s.dataset.startMs, +s.dataset.endMs])")
+            assert shown == [[t["text"], t["start_ms"], t["end_ms"]] for t in expected["timestamps"]] and shown
+            last = len(shown) - 1
+            x, y = page.evaluate(f"(() => {{ const r = document.querySelectorAll('#upload-result span.unit')[{last}]"
+                                 ".getBoundingClientRect(); return [r.x + r.width / 2, r.y + r.height / 2]; })()")
+            page.call("Input.dispatchMouseEvent", type="mouseMoved", x=x, y=y)
+            page.wait_for("document.getElementById('upload-times').textContent !== ''", 10)
+            text, start, end = shown[last]
+            assert page.evaluate("document.getElementById('upload-times').textContent") == \
+                f"{text}: {start / 1000:.2f} s – {end / 1000:.2f} s"

@@ -23,8 +23,10 @@ from typing import Any, Self
 import numpy as np
 
 from ppasr.decode.greedy import BLANK_INDEX, check_batch
+from ppasr.decode.hypothesis import Hypothesis
 from ppasr.decode.language_model import (LM_TOKEN_MODES, OOV_LOG10, detect_lm_token, load_language_model,
                                          read_arpa_words)
+from ppasr.decode.options import SearchConfig
 from ppasr.decode.prefix_trie import PrefixTrie
 from ppasr.utils import exit_with_parent
 
@@ -74,19 +76,6 @@ def prune_frames(probs: np.ndarray, lengths: np.ndarray, cutoff_prob: float = 1.
             for i, n in enumerate(lengths.tolist())]
 
 
-@dataclass(frozen=True)
-class SearchConfig:
-    """Everything a (possibly remote) searcher needs; picklable for worker processes."""
-
-    vocabulary: tuple[str, ...]
-    beam_size: int = 10
-    alpha: float = 1.2
-    beta: float = 0.35
-    lang_model_path: str | None = None
-    lm_token: str = "char"
-    oov_log10: float | None = OOV_LOG10
-
-
 class PrefixBeamSearch:
     """CTC prefix beam search over pruned frames, optionally fused with a KenLM model.
 
@@ -119,15 +108,16 @@ class PrefixBeamSearch:
         # skip queries for candidates which cannot enter the beam.
         self._lm_bonus = max(config.beta, 0.0)
 
-    def search(self, frames: PrunedFrames) -> tuple[str, float, float]:
-        """Best transcript of one utterance, its fused score and its CTC log-probability (the
-        prefix's CTC part, PPASR's ``approx_ctc``)."""
+    def search(self, frames: PrunedFrames) -> Hypothesis:
+        """Best hypothesis of one utterance: its fused score, its CTC log-probability (the prefix's
+        CTC part, PPASR's ``approx_ctc``; ``score`` is minus it) and the frames of its alignment."""
         vocabulary = self.config.vocabulary
         vocab_size = len(vocabulary)
         trie = PrefixTrie(vocabulary, self._model, self.config, self._lm_words)
+        alignment = _Alignment()
         beam = _Beam(nodes=np.zeros(1, dtype=np.int64), last=np.full(1, vocab_size),
                      log_pb=np.zeros(1), log_pnb=np.full(1, _NEG_INF), lm=np.zeros(1),
-                     lm_base=np.zeros(1))
+                     lm_base=np.zeros(1), record=np.full(1, -1), last_end=np.zeros(1, dtype=np.int64))
         dense = np.full(vocab_size + 1, _NEG_INF)
         column = np.full(vocab_size + 1, -1, dtype=np.int64)
         for t in range(frames.counts.shape[0]):
@@ -145,20 +135,30 @@ class PrefixBeamSearch:
             repeat = ext_tokens[None, :] == beam.last[:, None]
             ext = (np.where(repeat, beam.log_pb[:, None], log_total[:, None])
                    + log_probs[extend][None, :])
-            _merge_existing(trie, beam.nodes, column, ext, stay_pnb)
-            beam = self._select(trie, beam, ext_tokens, ext, stay_pb, stay_pnb)
+            restarts = _merge_existing(trie, beam.nodes, column, ext, stay_pb, stay_pnb)
+            beam = self._select(trie, beam, ext_tokens, ext, stay_pb, stay_pnb, restarts, alignment, t)
             dense[tokens] = _NEG_INF
             column[ext_tokens] = -1
 
         ctc = np.logaddexp(beam.log_pb, beam.log_pnb)
         finals = ctc + np.array([trie.final_score(node) for node in beam.nodes.tolist()])
         best = int(np.argmax(finals))
-        text = "".join(vocabulary[label] for label in trie.labels(int(beam.nodes[best])))
-        return text, float(finals[best]), float(ctc[best])
+        labels = trie.labels(int(beam.nodes[best]))
+        return Hypothesis(text="".join(vocabulary[label] for label in labels), score=-float(ctc[best]),
+                          tokens=tuple(labels),
+                          frames=alignment.frames(int(beam.record[best]), int(beam.last_end[best])),
+                          log_score=float(finals[best]),
+                          lm_score=float(finals[best] - ctc[best]) if self._model is not None else None)
 
     def _select(self, trie: PrefixTrie, beam: _Beam, ext_tokens: np.ndarray, ext: np.ndarray,
-                stay_pb: np.ndarray, stay_pnb: np.ndarray) -> _Beam:
+                stay_pb: np.ndarray, stay_pnb: np.ndarray, restarts: np.ndarray, alignment: _Alignment,
+                frame: int) -> _Beam:
         """Keep the ``beam_size`` best of the stay and extension candidates.
+
+        Times follow each prefix as it is kept: a stay whose mass now ends in its last token
+        (not in blank) extends that token's frames to ``frame``; an extension starts a new token at
+        ``frame``, recording where its prefix's last token ended, and so does a stay that an extension
+        merged into (``restarts``: the beam row it came from, or -1) when that extension outweighs it.
 
         Candidates needing a KenLM query are ranked by an upper bound (CTC + fixed LM score
         + ``beta``) and queried in that order, only while the bound can still beat the
@@ -207,6 +207,15 @@ class PrefixBeamSearch:
         stays = chosen[chosen < rows]
         row, col = np.divmod(chosen[chosen >= rows] - rows, max(width, 1))
         children = trie.extend(beam.nodes[row].tolist(), ext_tokens[col].tolist())
+        stay_end = np.where(stay_pnb[stays] > stay_pb[stays], frame, beam.last_end[stays])
+        stay_record = beam.record[stays]
+        sources = restarts[stays]
+        if (sources >= 0).any():
+            restart = sources >= 0
+            stay_record = stay_record.copy()
+            stay_record[restart] = alignment.start(frame, beam.record[sources[restart]],
+                                                   beam.last_end[sources[restart]])
+            stay_end[restart] = frame
         return _Beam(
             nodes=np.concatenate([beam.nodes[stays], np.array(children, dtype=np.int64)]),
             last=np.concatenate([beam.last[stays], ext_tokens[col]]),
@@ -214,13 +223,16 @@ class PrefixBeamSearch:
             log_pnb=np.concatenate([stay_pnb[stays], ext[row, col]]),
             lm=np.concatenate([beam.lm[stays], np.array([trie.score[c] for c in children])]),
             lm_base=np.concatenate([beam.lm_base[stays],
-                                    np.array([trie.base[c] for c in children])]))
+                                    np.array([trie.base[c] for c in children])]),
+            record=np.concatenate([stay_record, alignment.start(frame, beam.record[row], beam.last_end[row])]),
+            last_end=np.concatenate([stay_end, np.full(row.shape[0], frame)]))
 
 
 @dataclass
 class _Beam:
     """The surviving prefixes: trie node, last label, CTC log-probs ending in blank /
-    non-blank, fused LM score and its fixed part."""
+    non-blank, fused LM score and its fixed part, the alignment record of the last token and the
+    last frame that token was emitted on."""
 
     nodes: np.ndarray
     last: np.ndarray
@@ -228,20 +240,59 @@ class _Beam:
     log_pnb: np.ndarray
     lm: np.ndarray
     lm_base: np.ndarray
+    record: np.ndarray
+    last_end: np.ndarray
+
+
+class _Alignment:
+    """The tokens' frames of every prefix a search kept, as a tree of records (one per extension):
+    the frame a token started on, the record of the token before it and the last frame that one was
+    emitted on. Records are never changed, so prefixes sharing a history share its records."""
+
+    def __init__(self) -> None:
+        self._start: list[int] = []
+        self._parent: list[int] = []
+        self._parent_end: list[int] = []
+
+    def start(self, frame: int, parents: np.ndarray, parent_ends: np.ndarray) -> np.ndarray:
+        """New records of tokens starting at ``frame`` after ``parents`` (which ended at ``parent_ends``)."""
+        first = len(self._start)
+        self._start.extend([frame] * parents.shape[0])
+        self._parent.extend(parents.tolist())
+        self._parent_end.extend(parent_ends.tolist())
+        return np.arange(first, len(self._start), dtype=np.int64)
+
+    def frames(self, record: int, last_end: int) -> tuple[tuple[int, int], ...]:
+        """``[start, end)`` frames of each token of the prefix whose last record is ``record``."""
+        out = []
+        end = last_end
+        while record >= 0:
+            out.append((self._start[record], end + 1))
+            end = self._parent_end[record]
+            record = self._parent[record]
+        return tuple(out[::-1])
 
 
 def _merge_existing(trie: PrefixTrie, nodes: np.ndarray, column: np.ndarray, ext: np.ndarray,
-                    stay_pnb: np.ndarray) -> None:
-    """Fold extensions that recreate a prefix already in the beam into that prefix."""
+                    stay_pb: np.ndarray, stay_pnb: np.ndarray) -> np.ndarray:
+    """Fold extensions that recreate a prefix already in the beam into that prefix.
+
+    Returns, per beam row, the row whose extension outweighs the prefix's own paths (its last token's
+    times then follow that extension), else -1.
+    """
     node_list = nodes.tolist()
     position = {node: i for i, node in enumerate(node_list)}
     parents = np.array([position.get(trie.parent[node], -1) for node in node_list])
     cols = column[np.array([trie.token[node] for node in node_list])]
     hit = (parents >= 0) & (cols >= 0)
+    restarts = np.full(len(node_list), -1)
     if hit.any():
         rows, cols = parents[hit], cols[hit]
-        stay_pnb[hit] = np.logaddexp(stay_pnb[hit], ext[rows, cols])
+        merged = ext[rows, cols]
+        restarts[hit] = np.where(merged > np.logaddexp(stay_pb[hit], stay_pnb[hit]), rows, -1)
+        stay_pnb[hit] = np.logaddexp(stay_pnb[hit], merged)
         ext[rows, cols] = _NEG_INF
+    return restarts
 
 
 _WORKER_SEARCH: PrefixBeamSearch | None = None
@@ -267,7 +318,7 @@ def _death_guard_pid() -> int | None:
     return os.getpid() if threading.current_thread() is threading.main_thread() else None
 
 
-def _worker_search(frames: PrunedFrames) -> tuple[str, float, float]:
+def _worker_search(frames: PrunedFrames) -> Hypothesis:
     assert _WORKER_SEARCH is not None, "worker was not initialised"
     return _WORKER_SEARCH.search(frames)
 
@@ -296,25 +347,8 @@ class BeamSearchDecoder:
         self.num_processes = num_processes
         self._search = PrefixBeamSearch(self.config)
 
-    def decode(self, probs: np.ndarray) -> tuple[str, float]:
-        """Decode one utterance's ``[T, V]`` probabilities (all frames valid)."""
-        return self.decode_hypothesis(probs)[:2]
-
-    def decode_hypothesis(self, probs: np.ndarray) -> tuple[str, float, float]:
-        """``(transcript, fused score, CTC log-probability)`` of one utterance's ``[T, V]``."""
-        probs = np.asarray(probs)
-        return self._hypotheses(probs[None], np.array([probs.shape[0]]))[0]
-
-    def decode_batch(self, probs: np.ndarray, lengths: np.ndarray) -> list[str]:
-        """Best transcript of every utterance of a ``[B, T, V]`` batch."""
-        return [text for text, _ in self.decode_batch_with_scores(probs, lengths)]
-
-    def decode_batch_with_scores(self, probs: np.ndarray,
-                                 lengths: np.ndarray) -> list[tuple[str, float]]:
-        """Best ``(transcript, fused log score)`` of every utterance of a batch."""
-        return [(text, score) for text, score, _ in self._hypotheses(probs, lengths)]
-
-    def _hypotheses(self, probs: np.ndarray, lengths: np.ndarray) -> list[tuple[str, float, float]]:
+    def decode(self, probs: np.ndarray, lengths: np.ndarray) -> list[Hypothesis]:
+        """Best hypothesis of every utterance of a ``[B, T, V]`` batch, each over its own valid frames."""
         probs, lengths = check_batch(probs, lengths)
         if probs.shape[2] != len(self.config.vocabulary):
             raise ValueError(f"probs have {probs.shape[2]} classes, "

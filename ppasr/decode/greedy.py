@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ppasr.decode.hypothesis import Hypothesis
+
 BLANK_INDEX = 0
 
 
@@ -24,8 +26,11 @@ def check_batch(probs: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.
     return probs, lengths
 
 
-def greedy_decode(probs: np.ndarray, lengths: np.ndarray, vocabulary: list[str]) -> list[str]:
-    """Best-path CTC decoding of a batch: argmax, drop padding, collapse repeats, drop blanks."""
+def greedy_decode(probs: np.ndarray, lengths: np.ndarray, vocabulary: list[str]) -> list[Hypothesis]:
+    """Best-path CTC decoding of a batch: argmax, drop padding, collapse repeats, drop blanks.
+
+    Each token's frames are the run of frames on which the best path emits it.
+    """
     probs, lengths = check_batch(probs, lengths)
     if probs.shape[2] != len(vocabulary):
         raise ValueError(f"probs have {probs.shape[2]} classes, vocabulary {len(vocabulary)}")
@@ -33,36 +38,61 @@ def greedy_decode(probs: np.ndarray, lengths: np.ndarray, vocabulary: list[str])
     batch, frames = best.shape
     valid = np.arange(frames)[None, :] < lengths[:, None]
     previous = np.concatenate([np.full((batch, 1), -1, dtype=best.dtype), best[:, :-1]], axis=1)
-    keep = valid & (best != previous) & (best != BLANK_INDEX)
+    run_start = valid & (best != previous)
     tokens = np.asarray(vocabulary, dtype=object)
-    return ["".join(tokens[best[i][keep[i]]]) for i in range(batch)]
+    with np.errstate(divide="ignore"):
+        log_best = np.log(probs.max(axis=2))
+    out = []
+    for i, length in enumerate(lengths.tolist()):
+        starts = np.flatnonzero(run_start[i])
+        ends = np.append(starts[1:], length)
+        emitted = best[i, starts] != BLANK_INDEX
+        labels = best[i, starts[emitted]]
+        out.append(Hypothesis(text="".join(tokens[labels]), score=greedy_score(probs[i, :length]),
+                              tokens=tuple(labels.tolist()),
+                              frames=tuple(zip(starts[emitted].tolist(), ends[emitted].tolist())),
+                              log_score=float(log_best[i, :length].sum())))
+    return out
 
 
 class IncrementalGreedyDecoder:
-    """Best-path text of a stream of probability frames, extended chunk by chunk.
+    """Best-path hypothesis of a stream of probability frames, extended chunk by chunk.
 
     A server's partial results: each chunk costs only its own frames, and after any split of the
-    frames the text equals :func:`greedy_decode` of them all (repeats collapse across chunks).
+    frames the text and frames equal :func:`greedy_decode` of them all (repeats collapse across chunks).
     """
 
     def __init__(self, vocabulary: list[str]) -> None:
-        self._tokens = np.asarray(vocabulary, dtype=object)
+        self._vocabulary = vocabulary
         self._previous = -1
-        self._pieces: list[str] = []
+        self._frames = 0
+        self._tokens: list[int] = []
+        self._spans: list[list[int]] = []
+        self._best_sum = 0.0  # Σ best probability over non-blank frames (greedy_score's numerator)
+        self._best_count = 0
 
-    def extend(self, probs: np.ndarray) -> str:
-        """Add ``[t, V]`` frames; return the text so far."""
-        if probs.shape[0]:
-            best = probs.argmax(axis=1)
-            previous = np.concatenate([[self._previous], best[:-1]])
-            keep = (best != previous) & (best != BLANK_INDEX)
-            self._pieces.append("".join(self._tokens[best[keep]]))
-            self._previous = int(best[-1])
-        return self.text
+    def extend(self, probs: np.ndarray) -> Hypothesis:
+        """Add ``[t, V]`` frames; return the hypothesis so far."""
+        best = probs.argmax(axis=1)
+        peaks = probs.max(axis=1)[best != BLANK_INDEX]
+        self._best_sum += float(peaks.sum())
+        self._best_count += peaks.shape[0]
+        for label in best.tolist():
+            if label != BLANK_INDEX:
+                if label == self._previous:
+                    self._spans[-1][1] = self._frames + 1
+                else:
+                    self._tokens.append(label)
+                    self._spans.append([self._frames, self._frames + 1])
+            self._previous = label
+            self._frames += 1
+        return self.hypothesis
 
     @property
-    def text(self) -> str:
-        return "".join(self._pieces)
+    def hypothesis(self) -> Hypothesis:
+        score = self._best_sum / self._best_count * 100.0 if self._best_count else 0.0
+        return Hypothesis(text="".join(self._vocabulary[t] for t in self._tokens), score=score,
+                          tokens=tuple(self._tokens), frames=tuple((s, e) for s, e in self._spans))
 
 
 def greedy_score(probs: np.ndarray) -> float:

@@ -7,10 +7,9 @@ the OOV word it must become) once no LM word starts with it.
 from __future__ import annotations
 
 import bisect
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from ppasr.decode.beam_search import SearchConfig
+from ppasr.decode.options import SearchConfig
 
 
 class PrefixTrie:

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ppasr.data.audio import AudioError, read_audio
+from ppasr.decode.options import DecodeOptions
 from ppasr.decode.text_decoder import build_decoder
 from ppasr.errors import UserError
 from ppasr.serve.infer import Predictor, check_vocabulary, result_lines, transcribe_segments
@@ -72,13 +73,13 @@ def _device(kind: str) -> None:
 class RecognizerApp:
     """PPASR's window: four buttons, the Arabic-numeral switch and a log."""
 
-    def __init__(self, root: tkinter.Tk, args: argparse.Namespace) -> None:
+    def __init__(self, root: tkinter.Tk, args: argparse.Namespace, decoding: DecodeOptions) -> None:
         import tkinter as tk
 
         self.args = args
         self.predictor = Predictor(args.model_dir, args.use_gpu, args.backend, args.num_threads)
         check_vocabulary(self.predictor, args.vocab_path, args.model_dir)
-        self.decoder = build_decoder(args, self.predictor.vocabulary, num_processes=1)
+        self.decoder = build_decoder(decoding, self.predictor.vocabulary)
         self.sample_rate = self.predictor.feature_config.sample_rate
         self.root = root
         self.posted: queue.Queue[Callable[[], None]] = queue.Queue()
@@ -236,11 +237,11 @@ class RecognizerApp:
         sd.wait()
 
 
-def run_gui(args: argparse.Namespace) -> None:
+def run_gui(args: argparse.Namespace, decoding: DecodeOptions) -> None:
     """infer_gui.py: open the window (or fail with one error line) and run it."""
     root = open_window()
     try:
-        RecognizerApp(root, args)
+        RecognizerApp(root, args, decoding)
     except BaseException:
         root.destroy()
         raise

@@ -11,13 +11,16 @@ from __future__ import annotations
 import json
 import os
 import time
+from dataclasses import dataclass
 
 import numpy as np
 
 from ppasr.data.audio import AudioError, normalize_gain, read_audio
 from ppasr.data.features import AudioFeaturizer, FeatureConfig
 from ppasr.data.text import to_arabic_numerals
-from ppasr.decode.text_decoder import build_decoder
+from ppasr.decode.hypothesis import Hypothesis, Timestamp, numerals_with_times, timestamps
+from ppasr.decode.options import DecodeOptions
+from ppasr.decode.text_decoder import Decoder, build_decoder, decode_one
 from ppasr.errors import UserError
 from ppasr.model.deepspeech2 import TIME_SUBSAMPLING, conv_output_length
 from ppasr.serve.backend import cuda_available, load_backend
@@ -45,6 +48,11 @@ class Predictor:
             print("note: this paddle has no CUDA, running on the CPU (--use_gpu=False silences this)")
         self.backend = load_backend(model_dir, MODEL_PREFIX, backend, use_gpu, num_threads)
         self.run(np.zeros((self.feature_config.dim, 100), dtype=np.float32), self.initial_state())  # warm-up
+
+    @property
+    def frame_ms(self) -> float:
+        """How long one output frame lasts: the feature stride times the model's time subsampling."""
+        return self.feature_config.stride_ms * TIME_SUBSAMPLING
 
     def initial_state(self) -> np.ndarray:
         """GRU state of a fresh clip: zeros [num_rnn_layers, 1, rnn_size]."""
@@ -131,10 +139,40 @@ class Stream:
         return probs
 
 
-def transcribe_segments(predictor: Predictor, samples: np.ndarray, decode, to_an: bool,
-                        long_audio: bool, vad: str = "webrtc") -> list[tuple[str, float]]:
-    """``(text, score)`` of the clip, or of each speech segment ``vad`` finds in long audio (segments
-    that decode to no text are dropped: they would only join the result with empty ``，``)."""
+@dataclass(frozen=True)
+class Transcript:
+    """The result of a clip or of one segment of long audio.
+
+    ``text`` is what the user sees (``--to_an`` applied), ``score`` PPASR's score, ``start_ms``/``end_ms``
+    the segment's place in the recording and ``timestamps`` the times of its characters (words for
+    English) in the recording, numbers converted as in ``text``.
+    """
+
+    text: str
+    score: float
+    start_ms: int
+    end_ms: int
+    timestamps: tuple[Timestamp, ...]
+    hypothesis: Hypothesis
+
+
+def transcript(predictor: Predictor, hypothesis: Hypothesis, to_an: bool, start_ms: float = 0.0,
+               end_ms: float | None = None) -> Transcript:
+    """A decoder's hypothesis as the user sees it, times shifted by the segment's start."""
+    times = timestamps(hypothesis, predictor.vocabulary, predictor.frame_ms, start_ms)
+    if to_an:
+        times = numerals_with_times(times)
+    end = end_ms if end_ms is not None else start_ms + max((f[1] for f in hypothesis.frames), default=0) * \
+        predictor.frame_ms
+    return Transcript(text=to_arabic_numerals(hypothesis.text) if to_an else hypothesis.text,
+                      score=hypothesis.score, start_ms=round(start_ms), end_ms=round(end),
+                      timestamps=tuple(times), hypothesis=hypothesis)
+
+
+def transcribe_segments(predictor: Predictor, samples: np.ndarray, decoder: Decoder, to_an: bool,
+                        long_audio: bool, vad: str = "webrtc") -> list[Transcript]:
+    """The clip's transcript, or one per speech segment ``vad`` finds in long audio (segments that
+    decode to no text are dropped: they would only join the result with empty ``，``)."""
     sample_rate = predictor.feature_config.sample_rate
     ranges = split_on_silence(samples, sample_rate, vad) if long_audio else [(0, len(samples))]
     minimum = 4 * int(sample_rate * predictor.feature_config.window_ms / 1000)
@@ -145,10 +183,11 @@ def transcribe_segments(predictor: Predictor, samples: np.ndarray, decode, to_an
         probs = predictor.probabilities(samples[start:end], sample_rate)
         if probs.shape[0] == 0:
             continue
-        text, score = decode(probs)
-        if long_audio and not text:
+        hypothesis = decode_one(decoder, probs)
+        if long_audio and not hypothesis.text:
             continue
-        results.append((to_arabic_numerals(text) if to_an else text, score))
+        results.append(transcript(predictor, hypothesis, to_an, 1000.0 * start / sample_rate,
+                                  1000.0 * end / sample_rate))
     return results
 
 
@@ -160,11 +199,11 @@ def check_vocabulary(predictor: Predictor, vocab_path: str | None, model_dir: st
                         f"the model trained on {vocab_path}")
 
 
-def infer_path(args) -> None:
+def infer_path(args, decoding: DecodeOptions) -> None:
     """The whole infer_path.py job, printing PPASR's result lines."""
     predictor = Predictor(args.model_dir, args.use_gpu, args.backend, args.num_threads)
     check_vocabulary(predictor, args.vocab_path, args.model_dir)
-    decoder = build_decoder(args, predictor.vocabulary, num_processes=1)
+    decoder = build_decoder(decoding, predictor.vocabulary)
     try:
         samples, _ = read_audio(args.wav_path, predictor.feature_config.sample_rate)
     except AudioError as e:
@@ -173,15 +212,28 @@ def infer_path(args) -> None:
     results = transcribe_segments(predictor, samples, decoder, args.to_an, args.is_long_audio, args.vad)
     for line in result_lines(results, round((time.time() - start) * 1000), args.is_long_audio):
         print(line)
+    if args.print_timestamps:
+        for line in timestamp_lines(results):
+            print(line)
 
 
-def result_lines(results: list[tuple[str, float]], elapsed_ms: int, long_audio: bool) -> list[str]:
+def result_lines(results: list[Transcript], elapsed_ms: int, long_audio: bool) -> list[str]:
     """PPASR's result lines (infer_path.py and infer_gui.py): one for a clip; one per segment and
     the joined result for long audio."""
     if not long_audio:
-        text, score = results[0] if results else ("", 0.0)
+        text, score = (results[0].text, results[0].score) if results else ("", 0.0)
         return [f"消耗时间：{elapsed_ms}ms, 识别结果: {text}, 得分: {int(score)}"]
-    lines = [f"第{i}个分割音频, 得分: {int(score)}, 识别结果: {text}" for i, (text, score) in enumerate(results)]
-    score = sum(s for _, s in results) / len(results) if results else 0.0
-    joined = "，".join(t for t, _ in results)
+    lines = [f"第{i}个分割音频, 得分: {int(r.score)}, 识别结果: {r.text}" for i, r in enumerate(results)]
+    score, joined = joined_result(results)
     return lines + [f"最终结果，消耗时间：{elapsed_ms}, 得分: {int(score)}, 识别结果: {joined}"]
+
+
+def joined_result(results: list[Transcript]) -> tuple[float, str]:
+    """PPASR's result of long audio: the segments' mean score and their texts joined with "，"."""
+    score = sum(r.score for r in results) / len(results) if results else 0.0
+    return score, "，".join(r.text for r in results)
+
+
+def timestamp_lines(results: list[Transcript]) -> list[str]:
+    """``--print_timestamps``: one line per character (word for English), times in the recording."""
+    return [f"{t.start_ms / 1000:.2f}s - {t.end_ms / 1000:.2f}s {t.text}" for r in results for t in r.timestamps]

@@ -11,6 +11,9 @@ WebSocket protocol (``/ws/asr``): binary frames of 16 kHz mono 16-bit little-end
 size; each binary frame gets exactly one answer ``{"code": 0, "is_end": false, "result":
 <text so far>}``. The text frame ``{"end": true}`` ends the utterance: ``{"code": 0, "is_end":
 true, "result": <text>, "score": <number>}``; the socket then stays open for the next utterance.
+The text frame ``{"timestamps": true}`` (a start message, before or between utterances) adds
+``"timestamps": [{"text", "start_ms", "end_ms"}, …]`` to the answers from then on (``false`` stops them);
+HTTP clients ask with the form field or query parameter ``timestamps=true``.
 Errors are ``{"code": <non-zero>, "msg": <reason>}`` followed by a close.
 
 Every resource a client can make the server spend is capped (README "安全 / Security and limits"):
@@ -50,11 +53,11 @@ from starlette.requests import ClientDisconnect
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from ppasr.data.audio import AudioError, AudioTooLarge, DecodeLimits, read_untrusted_audio
-from ppasr.data.text import to_arabic_numerals
 from ppasr.decode.greedy import IncrementalGreedyDecoder
-from ppasr.decode.text_decoder import build_decoder
+from ppasr.decode.options import DecodeOptions
+from ppasr.decode.text_decoder import Decoder, build_decoder
 from ppasr.logger import logger, setup_logging
-from ppasr.serve.infer import Predictor, check_vocabulary, transcribe_segments
+from ppasr.serve.infer import Predictor, Transcript, check_vocabulary, joined_result, transcribe_segments, transcript
 from ppasr.utils import set_paddle_threads
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
@@ -109,10 +112,9 @@ class ClientError(Exception):
 class Recognizer:
     """The predictor and decoder behind one worker thread; ``run`` calls them off the event loop."""
 
-    def __init__(self, predictor: Predictor, decode: Callable[[np.ndarray], tuple[str, float]], to_an: bool,
-                 limits: Limits):
+    def __init__(self, predictor: Predictor, decoder: Decoder, to_an: bool, limits: Limits):
         self.predictor = predictor
-        self.decode = decode
+        self.decoder = decoder
         self.to_an = to_an
         self.limits = limits
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ppasr-model")
@@ -124,20 +126,15 @@ class Recognizer:
     def close(self) -> None:
         self._worker.shutdown(wait=True, cancel_futures=True)
 
-    def text(self, text: str) -> str:
-        return to_arabic_numerals(text) if self.to_an else text
-
-    def recognize_file(self, data: bytes, long_audio: bool) -> tuple[str, float]:
-        """Text and score of an uploaded file (any soundfile format, rate and channels)."""
+    def recognize_file(self, data: bytes, long_audio: bool) -> list[Transcript]:
+        """The transcripts of an uploaded file (any soundfile format, rate and channels): one, or one per
+        speech segment of long audio."""
         try:
             samples = read_untrusted_audio(io.BytesIO(data), self.predictor.feature_config.sample_rate,
                                            self.limits.decode_limits())
         except AudioTooLarge as e:
             raise ClientError(TOO_LARGE, str(e), 413) from None
-        results = transcribe_segments(self.predictor, samples, self.decode, self.to_an, long_audio)
-        if not results:
-            return "", 0.0
-        return "，".join(text for text, _ in results), float(np.mean([score for _, score in results]))
+        return transcribe_segments(self.predictor, samples, self.decoder, self.to_an, long_audio)
 
     def open_utterance(self) -> StreamedUtterance:
         return StreamedUtterance(self)
@@ -158,34 +155,45 @@ class StreamedUtterance:
         self._stream = recognizer.predictor.new_stream()
         self._samples: list[np.ndarray] = []
         self._partial = IncrementalGreedyDecoder(recognizer.predictor.vocabulary)
-        self._text = ""
+        self._result = transcript(recognizer.predictor, self._partial.hypothesis, recognizer.to_an)
         self.samples = 0
 
-    def accept(self, pcm: bytes) -> str:
-        """Add 16-bit PCM; return the text so far (greedy over the frames the stream has computed)."""
+    def accept(self, pcm: bytes) -> Transcript:
+        """Add 16-bit PCM; return the transcript so far (greedy over the frames the stream has computed)."""
         if len(pcm) < 2:  # empty frames add nothing: a million of them must not grow ``_samples``
-            return self._text
+            return self._result
         samples = np.frombuffer(pcm, dtype="<i2").astype(np.float32) / 32768.0
         self.samples += samples.shape[0]
         self._samples.append(samples)
-        self._text = self._recognizer.text(self._partial.extend(self._stream.accept(samples)))
-        return self._text
+        self._result = transcript(self._recognizer.predictor, self._partial.extend(self._stream.accept(samples)),
+                                  self._recognizer.to_an)
+        return self._result
 
-    def finish(self) -> tuple[str, float]:
-        """Final text and score of the whole utterance."""
+    def finish(self) -> list[Transcript]:
+        """The final transcript of the whole utterance (none for audio too short to decode)."""
         samples = np.concatenate(self._samples) if self._samples else np.zeros(0, dtype=np.float32)
         self._samples = []
-        results = transcribe_segments(self._recognizer.predictor, samples, self._recognizer.decode,
-                                      self._recognizer.to_an, long_audio=False)
-        return results[0] if results else ("", 0.0)
+        return transcribe_segments(self._recognizer.predictor, samples, self._recognizer.decoder,
+                                   self._recognizer.to_an, long_audio=False)
 
 
 def error_body(code: int, msg: str) -> dict:
     return {"code": code, "msg": msg}
 
 
-async def read_upload(request: Request, max_bytes: int) -> bytes:
-    """The bytes of multipart field ``audio``; the body is read in memory up to the size limit."""
+def timestamps_json(results: list[Transcript]) -> list[dict]:
+    """The ``timestamps`` of an answer: each character (word for English) with its times in the audio."""
+    return [{"text": t.text, "start_ms": t.start_ms, "end_ms": t.end_ms} for r in results for t in r.timestamps]
+
+
+def is_true(value: str | None) -> bool:
+    """A form field or query parameter that asks for something (``timestamps=true``)."""
+    return value is not None and value.strip().lower() in ("1", "true", "yes")
+
+
+async def read_upload(request: Request, max_bytes: int) -> tuple[bytes, dict[str, str]]:
+    """The bytes of multipart field ``audio`` and the form's text fields; the body is read in memory up to
+    the size limit."""
     too_large = ClientError(TOO_LARGE, f"upload larger than {max_bytes // (1024 * 1024)} MB (--max_upload_mb)", 413)
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > max_bytes + MULTIPART_OVERHEAD:
@@ -215,13 +223,14 @@ async def read_upload(request: Request, max_bytes: int) -> bytes:
         if not isinstance(upload, UploadFile):
             raise ClientError(NO_AUDIO, "no file in multipart/form-data field 'audio'")
         data = await upload.read()
+        fields = {name: value for name, value in form.items() if isinstance(value, str)}
     finally:
         await form.close()
     if not data:
         raise ClientError(NO_AUDIO, "audio is empty")
     if len(data) > max_bytes:
         raise too_large
-    return data
+    return data, fields
 
 
 def create_app(recognizer: Recognizer) -> FastAPI:
@@ -257,8 +266,8 @@ def create_app(recognizer: Recognizer) -> FastAPI:
                                                  f"try again later"), status_code=503, headers={"Retry-After": "1"})
         uploads += 1
         try:
-            data = await read_upload(request, limits.max_upload_bytes)
-            text, score = await recognizer.run(recognizer.recognize_file, data, long_audio)
+            data, fields = await read_upload(request, limits.max_upload_bytes)
+            results = await recognizer.run(recognizer.recognize_file, data, long_audio)
         except ClientError as e:
             return JSONResponse(error_body(e.code, e.msg), status_code=e.status)
         except ClientDisconnect:  # the client left (or was dropped by --body_timeout) mid-body
@@ -270,8 +279,12 @@ def create_app(recognizer: Recognizer) -> FastAPI:
             return JSONResponse(error_body(INTERNAL_ERROR, "internal error (see the server log)"), status_code=500)
         finally:
             uploads -= 1
+        score, text = joined_result(results)
         logger.info(f"识别时间：{round((time.time() - start) * 1000)}ms，识别结果：{text}， 得分: {score:f}")
-        return JSONResponse({"code": 0, "msg": "success", "result": text, "score": round(score, 3)})
+        answer = {"code": 0, "msg": "success", "result": text, "score": round(score, 3)}
+        if is_true(fields.get("timestamps", request.query_params.get("timestamps"))):
+            answer["timestamps"] = timestamps_json(results)
+        return JSONResponse(answer)
 
     @app.post("/recognition")
     async def recognition(request: Request) -> JSONResponse:
@@ -430,6 +443,7 @@ async def serve_stream(websocket: WebSocket, recognizer: Recognizer) -> None:
 
 async def answer_messages(websocket: WebSocket, recognizer: Recognizer, inbox: Inbox, max_samples: int) -> None:
     utterance: StreamedUtterance | None = None
+    with_times = False  # what the last start message asked for
     odd_byte = b""  # a frame may split a 16-bit sample
     idle = recognizer.limits.stream_idle_seconds
     last_audio = time.monotonic()
@@ -458,26 +472,45 @@ async def answer_messages(websocket: WebSocket, recognizer: Recognizer, inbox: I
                                        f'{{"end": true}} between utterances', 1009)
                 return
             partial = await recognizer.run(utterance.accept, data[:len(data) - len(odd_byte)])
+            answer = {"code": 0, "is_end": False, "result": partial.text}
+            if with_times:
+                answer["timestamps"] = timestamps_json([partial])
             for _ in frames:  # every binary frame gets its answer, also when several were taken at once
-                await send_answer(websocket, {"code": 0, "is_end": False, "result": partial}, idle)
+                await send_answer(websocket, answer, idle)
             continue
-        if not is_end_message(message.get("text")):
-            await close_with_error(websocket, BAD_MESSAGE, 'expected binary frames of 16 kHz mono 16-bit PCM or '
-                                   'the text frame {"end": true}', 1003)
+        control = control_message(message.get("text"))
+        if control is None:
+            await close_with_error(websocket, BAD_MESSAGE, 'expected binary frames of 16 kHz mono 16-bit PCM, '
+                                   'the text frame {"end": true} or a start message {"timestamps": true}', 1003)
             return
+        if control.get("end") is not True:
+            with_times = control["timestamps"]
+            continue
         utterance = utterance or await recognizer.run(recognizer.open_utterance)
-        text, score = await recognizer.run(utterance.finish)
+        results = await recognizer.run(utterance.finish)
+        score, text = joined_result(results)
         logger.info(f"流式识别 ({utterance.samples / PCM_SAMPLE_RATE:.1f} s)，识别结果：{text}， 得分: {score:f}")
-        await send_answer(websocket, {"code": 0, "is_end": True, "result": text, "score": round(score, 3)}, idle)
+        answer = {"code": 0, "is_end": True, "result": text, "score": round(score, 3)}
+        if with_times:
+            answer["timestamps"] = timestamps_json(results)
+        await send_answer(websocket, answer, idle)
         utterance, odd_byte = None, b""
 
 
-def is_end_message(text: str | None) -> bool:
+def control_message(text: str | None) -> dict | None:
+    """A valid text frame as a dict: ``{"end": true}`` or a start message ``{"timestamps": <bool>}``;
+    None for anything else."""
     try:
         message = json.loads(text) if text else None
     except ValueError:
-        return False
-    return isinstance(message, dict) and message.get("end") is True
+        return None
+    if not isinstance(message, dict):
+        return None
+    if message.get("end") is True:
+        return message
+    if set(message) == {"timestamps"} and isinstance(message["timestamps"], bool):
+        return message
+    return None
 
 
 class RateLimitedWarning:
@@ -596,13 +629,13 @@ def exposure_warnings(host: str, port: int, token: str | None) -> list[str]:
             "to serve this machine only, start with --host=127.0.0.1"]
 
 
-def serve(args) -> None:
+def serve(args, decoding: DecodeOptions) -> None:
     """The whole infer_server.py job: load the model, then serve until interrupted."""
     setup_logging()
     set_paddle_threads()
     predictor = Predictor(args.model_dir, args.use_gpu, args.backend, args.num_threads)
     check_vocabulary(predictor, args.vocab_path, args.model_dir)
-    decoder = build_decoder(args, predictor.vocabulary, num_processes=1)
+    decoder = build_decoder(decoding, predictor.vocabulary)
     origins = tuple(origin.strip() for origin in args.allowed_origins.split(",") if origin.strip())
     limits = Limits(max_upload_bytes=int(args.max_upload_mb * 1024 * 1024), max_audio_seconds=args.max_audio_seconds,
                     max_streams=args.max_streams, max_uploads=args.max_uploads, max_channels=args.max_channels,

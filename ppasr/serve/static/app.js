@@ -15,6 +15,40 @@ function setState(state) {
   document.body.dataset.state = state; // idle | recording | finishing | done | error (tests read it)
 }
 
+const seconds = (ms) => (ms / 1000).toFixed(2);
+
+// Show a result with each timed character (word for English) as a span: hovering it shows its times.
+// The text stays exactly the server's (separators such as "，" between segments are plain text).
+function showResult(element, text, timestamps) {
+  element.textContent = '';
+  if (!timestamps) {
+    element.textContent = text;
+    return;
+  }
+  let cursor = 0;
+  for (const unit of timestamps) {
+    const at = text.indexOf(unit.text, cursor);
+    if (at < 0) continue;
+    if (at > cursor) element.append(text.slice(cursor, at));
+    const span = document.createElement('span');
+    span.className = 'unit';
+    span.textContent = unit.text;
+    span.dataset.startMs = unit.start_ms;
+    span.dataset.endMs = unit.end_ms;
+    span.title = `${seconds(unit.start_ms)} s – ${seconds(unit.end_ms)} s`;
+    element.append(span);
+    cursor = at + unit.text.length;
+  }
+  if (cursor < text.length) element.append(text.slice(cursor));
+}
+
+function showHoveredTimes(event) {
+  const span = event.target.closest('span.unit');
+  if (!span) return;
+  const line = $(event.currentTarget.dataset.times);
+  line.textContent = `${span.textContent}: ${seconds(span.dataset.startMs)} s – ${seconds(span.dataset.endMs)} s`;
+}
+
 function wavBlob(chunks) {
   const samples = chunks.reduce((n, chunk) => n + chunk.length, 0);
   const view = new DataView(new ArrayBuffer(44 + 2 * samples));
@@ -66,7 +100,10 @@ function openSocket() {
   const socket = new WebSocket(`${scheme}://${location.host}/ws/asr${location.search}`);
   socket.binaryType = 'arraybuffer';
   return new Promise((resolve, reject) => {
-    socket.onopen = () => resolve(socket);
+    socket.onopen = () => {
+      socket.send(JSON.stringify({ timestamps: true })); // start message: answers carry the times
+      resolve(socket);
+    };
     socket.onerror = () => reject(new Error('无法连接服务器 (cannot connect to the server)'));
   });
 }
@@ -95,6 +132,7 @@ async function startRecording() {
   $('record').disabled = true;
   $('partial').textContent = '';
   $('final').textContent = '';
+  $('final-times').textContent = '';
   $('record-score').textContent = '';
   document.body.dataset.partials = '0';
   try {
@@ -143,13 +181,13 @@ function onAnswer(s, answer) {
     return;
   }
   if (!answer.is_end) {
-    $('partial').textContent = answer.result;
+    showResult($('partial'), answer.result, answer.timestamps);
     document.body.dataset.partials = String(Number(document.body.dataset.partials) + 1);
     return;
   }
   session = null;
   s.socket.close();
-  $('final').textContent = answer.result;
+  showResult($('final'), answer.result, answer.timestamps);
   $('record-score').textContent = `得分 (score): ${answer.score}`;
   $('playback').src = URL.createObjectURL(wavBlob(s.chunks));
   setStatus($('record-status'), '完成 (done)');
@@ -166,15 +204,17 @@ async function uploadFile(event) {
   }
   const body = new FormData();
   body.append('audio', file);
+  body.append('timestamps', 'true');
   const url = ($('long-audio').checked ? '/recognition_long_audio' : '/recognition') + location.search;  // ?token=…
   $('upload').disabled = true;
   $('upload-result').textContent = '';
+  $('upload-times').textContent = '';
   $('upload-score').textContent = '';
   setStatus($('upload-status'), '识别中… (recognizing)');
   try {
     const answer = await (await fetch(url, { method: 'POST', body })).json();
     if (answer.code !== 0) throw new Error(`${answer.code}: ${answer.msg}`);
-    $('upload-result').textContent = answer.result;
+    showResult($('upload-result'), answer.result, answer.timestamps);
     $('upload-score').textContent = `得分 (score): ${answer.score}`;
     setStatus($('upload-status'), '完成 (done)');
     document.body.dataset.upload = 'done';
@@ -186,6 +226,7 @@ async function uploadFile(event) {
   }
 }
 
+for (const id of ['partial', 'final', 'upload-result']) $(id).addEventListener('mouseover', showHoveredTimes);
 $('record').addEventListener('click', startRecording);
 $('stop').addEventListener('click', stopRecording);
 $('upload-form').addEventListener('submit', uploadFile);
