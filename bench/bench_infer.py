@@ -113,9 +113,9 @@ def export_random(name: str, feature: np.ndarray, out_dir: str) -> None:
     paddle.seed(0)
     model = DeepSpeech2Model(feature.shape[0], c["vocab_size"], c["cnn_size"], c["num_rnn_layers"], c["rnn_size"])
     mean, std = feature.mean(axis=1, keepdims=True), feature.std(axis=1, keepdims=True) + 1e-3
-    save_inference_model(model, mean, std, out_dir)
-    quantize_int8(os.path.join(out_dir, ONNX_FILE), os.path.join(out_dir, INT8_FILE))
     state = np.zeros((c["num_rnn_layers"], 1, c["rnn_size"]), dtype=np.float32)
+    save_inference_model(model, mean, std, state.shape, out_dir)
+    quantize_int8(os.path.join(out_dir, ONNX_FILE), os.path.join(out_dir, INT8_FILE))
     for i, x in enumerate([feature[None].astype(np.float32), np.array([feature.shape[1]], dtype=np.int64), state]):
         np.save(os.path.join(out_dir, f"input_{i}.npy"), x)
 

@@ -35,7 +35,7 @@ from ppasr import USER_OMP_NUM_THREADS  # noqa: E402
 from ppasr.data.augment import build_augmentation_pipeline  # noqa: E402
 from ppasr.data.dataset import ManifestDataset, SortaGradBatchSampler, build_loader  # noqa: E402
 from ppasr.data.features import FEATURE_METHODS, FeatureNormalizer  # noqa: E402
-from ppasr.model.deepspeech2 import DeepSpeech2Model  # noqa: E402
+from ppasr.model.deepspeech2 import SPEC as DS2, DeepSpeech2Model  # noqa: E402
 from ppasr.train.trainer import batch_loss, update  # noqa: E402
 from ppasr.utils import loader_workers, read_vocabulary, set_paddle_threads, str2bool  # noqa: E402
 
@@ -197,7 +197,7 @@ def measure(name: str, config: dict, data_dir: str, args: argparse.Namespace) ->
     def dataset(augment: bool) -> ManifestDataset:
         augmentation = build_augmentation_pipeline(args.augment_conf_path if augment else None, seed=SEED)
         return ManifestDataset(str(data / "manifest.train"), vocabulary, normalizer, augmentation,
-                               0.0, 20.0, train=True)
+                               0.0, 20.0, train=True, output_length=DS2.output_length)
 
     batch_size, warmup, steps = config["batch_size"], config["warmup"], config["steps"]
     plain_set = dataset(False)

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Callable, Optional, TypeVar
 
 from ppasr.data.features import FEATURE_METHODS
 from ppasr.data.text import TEXT_MODES
+from ppasr.model.registry import PLUGINS_ENV, model_names
 from ppasr.serve.backend import BACKENDS
 from ppasr.serve.vad import VADS
 from ppasr.utils import none_or_str, str2bool
@@ -180,7 +181,8 @@ def _feature(p: FlagParser, default) -> None:
 
 def _model_size(p: argparse.ArgumentParser) -> None:
     """Model flags; sizes default to the checkpoint's recorded config, else PPASR's 32 / 3 / 1024."""
-    _add(p, "use_model", str, "deepspeech2", "所使用的模型.", choices=["deepspeech2"])
+    _add(p, "use_model", str, "deepspeech2", f"所使用的模型 (a model of your own: see {PLUGINS_ENV} in the README).",
+         choices=model_names())
     from_checkpoint = "None = 模型文件夹 state.json 中记录的值 (from the checkpoint), 否则 (else)"
     _add(p, "cnn_size", int, None, f"卷积层通道数 (channels of both conv layers); {from_checkpoint} 32.")
     _add(p, "num_rnn_layers", int, None, f"GRU层数; {from_checkpoint} 3.")

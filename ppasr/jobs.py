@@ -15,6 +15,7 @@ from ppasr.decode.options import DecodeOptions
 from ppasr.decode.text_decoder import build_decoder
 from ppasr.errors import UserError
 from ppasr.model.config import load_trained_model
+from ppasr.model.options import ModelChoice
 from ppasr.train.evaluation import EvalResult, evaluate, first_utterances, forward_batches, score
 from ppasr.utils import loader_workers, read_vocabulary, require_file, select_device, set_paddle_threads
 
@@ -28,7 +29,8 @@ def load_for_eval(args):
     vocabulary = read_vocabulary(args.dataset_vocab)
     normalizer = FeatureNormalizer(args.mean_std_path)
     normalizer.check_method(args.feature_method, args.mean_std_path)
-    _, model = load_trained_model(args, vocabulary, normalizer.feature_config)
+    _, model = load_trained_model(args.resume_model, cli.options(ModelChoice, args), vocabulary,
+                                  normalizer.feature_config)
     dataset = ManifestDataset(args.test_manifest, vocabulary, normalizer, None, train=False)
     if len(dataset) == 0:
         raise UserError(f"{args.test_manifest} has no utterances to evaluate; rerun `python3 create_data.py`")

@@ -11,7 +11,8 @@ import argparse
 from ppasr import cli
 from ppasr.data.options import DataOptions
 from ppasr.errors import UserError, run_main
-from ppasr.train.options import ModelChoice, OptimOptions, RunOptions, TrainOptions
+from ppasr.model.options import ModelChoice
+from ppasr.train.options import OptimOptions, RunOptions, TrainOptions
 from ppasr.utils import print_arguments
 
 
@@ -58,9 +59,10 @@ def export_model() -> None:
     """PPASR export_model.py: an inference model (and its ONNX twin)."""
     def job() -> None:
         args = cli.export_parser().parse_args()
-        from ppasr.serve.export import export_model as export
+        from ppasr.serve.export import ExportOptions, export_model as export
         print_arguments(args)
-        print(f"预测模型已保存：{export(args)}")
+        options = cli.options(ExportOptions, args, model=cli.options(ModelChoice, args))
+        print(f"预测模型已保存：{export(options)}")
     run_main(job)
 
 

@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 import logging
+from typing import Callable
+
 import numpy as np
 import paddle
 
 from ppasr.data.audio import AudioError, read_audio, resample
 from ppasr.data.features import AudioFeaturizer, FeatureNormalizer
 from ppasr.data.manifest import read_manifest
-from ppasr.model.deepspeech2 import conv_output_length
 from ppasr.utils import LoaderWorkerInit
 
 logger = logging.getLogger("ppasr")
@@ -25,12 +26,16 @@ class ManifestDataset(paddle.io.Dataset):
     Training sets drop utterances with characters outside the vocabulary and those whose label
     cannot fit the model's output frames (CTC infeasible); evaluation sets keep every utterance
     with a usable duration (their loss labels leave unknown characters out; CER uses the full text).
-    ``dropped`` counts what was left out and why.
+    ``dropped`` counts what was left out and why. ``output_length`` (the model's, required for a training
+    set) maps input feature frames to output frames.
     """
 
     def __init__(self, manifest_path: str, vocabulary: list[str], normalizer: FeatureNormalizer,
-                 augmentation=None, min_duration: float = 0.0, max_duration: float = -1.0, train: bool = True):
+                 augmentation=None, min_duration: float = 0.0, max_duration: float = -1.0, train: bool = True,
+                 output_length: Callable[[int], int] | None = None):
         super().__init__()
+        if train and output_length is None:
+            raise ValueError("a training set needs the model's output_length (CTC feasibility)")
         self.vocabulary = vocabulary
         self.token_ids = {tok: i for i, tok in enumerate(vocabulary)}
         self.normalizer = normalizer
@@ -48,8 +53,8 @@ class ManifestDataset(paddle.io.Dataset):
             if train and len(label) != len(item["text"]):
                 self._drop("text has characters outside the vocabulary")
                 continue
-            frames = conv_output_length(self.featurizer.num_frames(int(duration * sample_rate)))
-            if train and frames < max(1, _ctc_min_frames(label)):
+            if train and output_length(self.featurizer.num_frames(int(duration * sample_rate))) < max(
+                    1, _ctc_min_frames(label)):
                 self._drop("label longer than the model's output frames (CTC infeasible)")
                 continue
             self.items.append((item["audio_filepath"], duration, item["text"], label))

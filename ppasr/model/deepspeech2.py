@@ -7,8 +7,7 @@ from __future__ import annotations
 import paddle
 from paddle import nn
 
-
-TIME_SUBSAMPLING = 4  # the two stride-2 convolutions: output frame k reads input frames [4k, 4k + 7)
+from ppasr.model.registry import ModelSpec
 
 
 def conv_output_length(length: paddle.Tensor | int):
@@ -78,19 +77,9 @@ class DeepSpeech2Model(nn.Layer):
         return self.fc(x), x_len, final_states
 
 
-class InferenceModel(nn.Layer):
-    """Export wrapper: mean/std normalisation in, softmax probabilities out (as PPASR).
-
-    ``forward(audio, audio_len, init_state_h_box)`` → (probabilities, output lengths, final
-    state): PPASR's streaming signature, with zeros as the initial state of a fresh clip.
-    """
-
-    def __init__(self, model: DeepSpeech2Model, mean, std, eps: float = 1e-20):
-        super().__init__()
-        self.model = model
-        self.register_buffer("mean", paddle.to_tensor(mean, dtype="float32").reshape([1, -1, 1]))
-        self.register_buffer("inv_std", paddle.to_tensor(1.0 / (std + eps), dtype="float32").reshape([1, -1, 1]))
-
-    def forward(self, audio: paddle.Tensor, audio_len: paddle.Tensor, init_state_h_box: paddle.Tensor):
-        logits, out_len, states = self.model((audio - self.mean) * self.inv_std, audio_len, init_state_h_box)
-        return paddle.nn.functional.softmax(logits, axis=-1), out_len, states
+SPEC = ModelSpec(
+    name="deepspeech2", build=DeepSpeech2Model,
+    defaults={"cnn_size": 32, "num_rnn_layers": 3, "rnn_size": 1024},  # PPASR's sizes
+    subsampling=4, context=7,  # the two 3x3 stride-2 convolutions: output k reads input frames [4k, 4k + 7)
+    state_shape=lambda params: (params["num_rnn_layers"], 1, params["rnn_size"]),  # the GRUs' hidden states
+)

@@ -8,7 +8,6 @@ between chunks, so each chunk advances the model and no prefix is recomputed.
 """
 from __future__ import annotations
 
-import json
 import os
 import time
 from dataclasses import dataclass
@@ -16,15 +15,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from ppasr.data.audio import AudioError, normalize_gain, read_audio
-from ppasr.data.features import AudioFeaturizer, FeatureConfig
+from ppasr.data.features import AudioFeaturizer
 from ppasr.data.text import to_arabic_numerals
 from ppasr.decode.hypothesis import Hypothesis, Timestamp, numerals_with_times, timestamps
 from ppasr.decode.options import DecodeOptions
 from ppasr.decode.text_decoder import Decoder, build_decoder, decode_one
 from ppasr.errors import UserError
-from ppasr.model.deepspeech2 import TIME_SUBSAMPLING, conv_output_length
 from ppasr.serve.backend import cuda_available, load_backend
-from ppasr.serve.export import CONFIG_FILE, MODEL_PREFIX, VOCAB_FILE
+from ppasr.serve.export import MODEL_PREFIX, VOCAB_FILE, read_exported_model
 from ppasr.serve.vad import split_on_silence
 from ppasr.utils import read_vocabulary
 
@@ -33,17 +31,13 @@ class Predictor:
     """An exported model (on an inference backend) plus its featurizer and vocabulary."""
 
     def __init__(self, model_dir: str, use_gpu: bool = False, backend: str | None = None, num_threads: int = 0):
-        if not os.path.exists(os.path.join(model_dir, CONFIG_FILE)):
-            raise UserError(f"no exported model in {model_dir}; create it with `python3 export_model.py`")
-        with open(os.path.join(model_dir, CONFIG_FILE), "r", encoding="utf-8") as f:
-            self.config = json.load(f)
+        self.exported = read_exported_model(model_dir)
         self.vocabulary = read_vocabulary(os.path.join(model_dir, VOCAB_FILE), "python3 export_model.py")
-        if len(self.vocabulary) != self.config["vocab_size"]:
+        if len(self.vocabulary) != self.exported.config.vocab_size:
             raise UserError(f"{model_dir}/{VOCAB_FILE} has {len(self.vocabulary)} tokens but the model "
-                            f"outputs {self.config['vocab_size']}; export the model again")
-        self.feature_config = FeatureConfig(**self.config["feature_config"])
+                            f"outputs {self.exported.config.vocab_size}; export the model again")
+        self.feature_config = self.exported.config.feature_config
         self.featurizer = AudioFeaturizer(self.feature_config)
-        self.state_shape = (self.config["num_rnn_layers"], 1, self.config["rnn_size"])
         if use_gpu and not cuda_available():
             print("note: this paddle has no CUDA, running on the CPU (--use_gpu=False silences this)")
         self.backend = load_backend(model_dir, MODEL_PREFIX, backend, use_gpu, num_threads)
@@ -52,15 +46,15 @@ class Predictor:
     @property
     def frame_ms(self) -> float:
         """How long one output frame lasts: the feature stride times the model's time subsampling."""
-        return self.feature_config.stride_ms * TIME_SUBSAMPLING
+        return self.feature_config.stride_ms * self.exported.subsampling
 
     def initial_state(self) -> np.ndarray:
-        """GRU state of a fresh clip: zeros [num_rnn_layers, 1, rnn_size]."""
-        return np.zeros(self.state_shape, dtype=np.float32)
+        """The streaming state of a fresh clip: zeros (for DeepSpeech2 [num_rnn_layers, 1, rnn_size])."""
+        return np.zeros(self.exported.state_shape, dtype=np.float32)
 
     def run(self, feature: np.ndarray, state: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """One pass of the exported model over features [D, T] from ``state``: probabilities
-        [conv_output_length(T), V] and the state after them."""
+        [output frames of T, V] and the state after them."""
         audio = np.ascontiguousarray(feature, dtype=np.float32)[None]
         probs, out_len, final = self.backend(audio, np.array([feature.shape[1]], dtype=np.int64), state)
         return probs[0, :int(out_len[0])], final
@@ -130,12 +124,13 @@ class Stream:
             chunk = self._samples[:used] * np.float32(self.gain)
             self._features = np.concatenate([self._features, self._predictor.featurizer.extract(chunk)], axis=1)
             self._samples = self._samples[frames * self._stride:]
-        outputs = conv_output_length(self._features.shape[1])
+        exported = self._predictor.exported
+        outputs = exported.output_length(self._features.shape[1])
         if outputs <= 0:
             return self._empty()
         probs, self._state = self._predictor.run(self._features, self._state)
-        # output k of the convs reads frames [4k, 4k + 7): keep the context of the next one
-        self._features = self._features[:, outputs * TIME_SUBSAMPLING:]
+        # output k reads frames [s·k, s·k + context): keep what the next output still needs
+        self._features = self._features[:, outputs * exported.subsampling:]
         return probs
 
 

@@ -8,16 +8,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 from ppasr.data.options import DataOptions
-
-
-@dataclass(frozen=True)
-class ModelChoice:
-    """The model flags of train.py; None sizes come from the checkpoint, else the model's defaults."""
-
-    use_model: str
-    cnn_size: int | None = None
-    num_rnn_layers: int | None = None
-    rnn_size: int | None = None
+from ppasr.model.options import ModelChoice
 
 
 @dataclass(frozen=True)

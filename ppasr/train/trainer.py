@@ -14,7 +14,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import paddle
@@ -32,6 +32,7 @@ from ppasr.model.checkpoint import (BEST_MODEL, LAST_MODEL, RunLock, check_model
                                     prune_checkpoints, publish, read_state, remove_stale_temporaries,
                                     save_checkpoint, load_scaler_state, scaler_state)
 from ppasr.model.config import ModelConfig, resolve_model_config
+from ppasr.model.registry import model_spec
 from ppasr.train.evaluation import EvalResult, ctc_loss_per_utterance, evaluate
 from ppasr.train.options import TrainOptions
 from ppasr.train.preemption import Interrupted, StopRequest
@@ -97,7 +98,8 @@ def train(options: TrainOptions) -> None:
     stop = StopRequest().install()
     try:
         world_size, rank, device, threads = init_distributed()
-        data = build_data(options.data, options.optim.seed, world_size, rank)
+        data = build_data(options.data, options.optim.seed, world_size, rank,
+                          model_spec(options.model.use_model).output_length)
         run = build_run(options, data, world_size, rank, device, stop)
         restore(run)
         lock = open_logs(run, device, threads)
@@ -137,7 +139,8 @@ def init_distributed() -> tuple[int, int, str, int]:
     return world_size, rank, select_device(), set_paddle_threads(world_size)
 
 
-def build_data(options: DataOptions, seed: int, world_size: int, rank: int) -> Data:
+def build_data(options: DataOptions, seed: int, world_size: int, rank: int,
+               output_length: Callable[[int], int]) -> Data:
     """Vocabulary, features, training and test sets, their samplers (sharded over ranks) and loaders."""
     for path in (options.train_manifest, options.test_manifest, options.dataset_vocab, options.mean_std_path):
         require_file(path, "python3 create_data.py")
@@ -146,7 +149,8 @@ def build_data(options: DataOptions, seed: int, world_size: int, rank: int) -> D
     normalizer.check_method(options.feature_method, options.mean_std_path)
     augmentation = build_augmentation_pipeline(options.augment_conf_path, seed=seed)
     train_set = ManifestDataset(options.train_manifest, vocabulary, normalizer, augmentation,
-                                options.min_duration, options.max_duration, train=True)
+                                options.min_duration, options.max_duration, train=True,
+                                output_length=output_length)
     test_set = ManifestDataset(options.test_manifest, vocabulary, normalizer, None, train=False)
     for reason, count in train_set.dropped.items():
         logger.info(f"train set: dropped {count} utterances: {reason}", extra=PLAIN)
