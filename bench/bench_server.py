@@ -193,7 +193,7 @@ def main() -> None:
         with running_server("--max_streams=256", "--vocab_path=vocabulary.txt", cwd=work) as (url, proc, _):
             ws_url = url.replace("http://", "ws://") + "/ws/asr"
 
-            def measure(n: int) -> RunResult:
+            def measure(n: int, ws_url: str = ws_url, name: str = name) -> RunResult:
                 streams = [speech(paths, args.seconds, 17 * i) for i in range(n)]
                 result = run_clients(ws_url, proc.pid, streams, args.chunk_ms)
                 print(f"{name}: {n} streams, p95 {result.p95:.0f} ms", file=sys.stderr)

@@ -34,7 +34,7 @@ def set_paddle_threads(processes_per_machine: int = 1) -> int:
     import paddle
 
     threads = cpu_threads_per_process(processes_per_machine)
-    core = getattr(paddle, "base", None) or getattr(paddle, "fluid")
+    core = getattr(paddle, "base", None) or paddle.fluid
     core.core.set_num_threads(threads)
     return threads
 

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO
+from helpers import REPO
 
 LAYERS = (
     ("base", ("ppasr", "ppasr.logger", "ppasr.errors", "ppasr.utils")),
@@ -36,7 +36,6 @@ LAYERS = (
     ("api", ("ppasr.predict",)),
     ("scripts", ("ppasr.cli", "ppasr.scripts", "ppasr.jobs")),  # jobs: eval/tune, from the decode branch
 )
-ALLOWED: set[tuple[str, str]] = set()  # (importer, imported) edges excused from the layer rule: none
 
 
 def module_name(path: Path, root: Path) -> str:
@@ -74,13 +73,13 @@ def layer_of(module: str) -> int:
     return max(owners)[1]
 
 
-def upward_imports(graph: dict[str, set[str]], allowed=frozenset()) -> list[str]:
+def upward_imports(graph: dict[str, set[str]]) -> list[str]:
     return sorted(f"{module} ({LAYERS[layer_of(module)][0]}) imports {target} ({LAYERS[layer_of(target)][0]})"
                   for module, targets in graph.items() for target in targets
-                  if layer_of(target) > layer_of(module) and (module, target) not in allowed)
+                  if layer_of(target) > layer_of(module))
 
 
-def cycles(graph: dict[str, set[str]], allowed=frozenset()) -> list[list[str]]:
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
     """The strongly connected components of more than one module (Tarjan), each sorted."""
     index, low, stack, on_stack, found = {}, {}, [], set(), []
 
@@ -89,8 +88,6 @@ def cycles(graph: dict[str, set[str]], allowed=frozenset()) -> list[list[str]]:
         stack.append(node)
         on_stack.add(node)
         for target in sorted(graph[node]):
-            if (node, target) in allowed:
-                continue
             if target not in index:
                 visit(target)
                 low[node] = min(low[node], low[target])
@@ -111,11 +108,11 @@ def cycles(graph: dict[str, set[str]], allowed=frozenset()) -> list[list[str]]:
 
 
 def test_the_package_has_no_import_cycle():
-    assert cycles(imports(REPO / "ppasr"), ALLOWED) == []
+    assert cycles(imports(REPO / "ppasr")) == []
 
 
 def test_no_module_imports_a_higher_layer():
-    assert upward_imports(imports(REPO / "ppasr"), ALLOWED) == []
+    assert upward_imports(imports(REPO / "ppasr")) == []
 
 
 def test_every_module_has_a_layer():
@@ -145,7 +142,6 @@ def test_the_checks_find_a_cycle_and_an_upward_import(toy_package):
                                                                                           "ppasr.logger"}
     assert cycles(graph) == [["ppasr.data.a", "ppasr.data.b"], ["ppasr.data.c", "ppasr.serve.server"]]
     assert upward_imports(graph) == ["ppasr.data.c (data) imports ppasr.serve.server (serve)"]
-    assert cycles(graph, {("ppasr.data.b", "ppasr.data.a"), ("ppasr.data.c", "ppasr.serve.server")}) == []
 
 
 SCRIPTS = ("create_data.py", "train.py", "eval.py", "export_model.py", "infer_path.py", "infer_server.py",

@@ -11,7 +11,7 @@ import pytest
 import soundfile
 
 import ppasr.data.augmentors as augmentors
-from conftest import REPO
+from helpers import REPO
 from ppasr.data.augment import AugmentationPipeline, build_augmentation_pipeline
 from ppasr.data.spec_augment import SpecAugment
 from ppasr.errors import UserError

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from conftest import run_cli
+from helpers import run_cli
 
 from ppasr.data import features
 from ppasr.data.dataset import ManifestDataset

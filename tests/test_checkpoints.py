@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import paddle
 
-from conftest import REPO, TINY_MODEL, run_cli
+from helpers import REPO, TINY_MODEL, run_cli
 
 FAST = TINY_MODEL + ["--batch_size=8", "--num_workers=0", "--augment_conf_path=None", "--log_interval=1"]
 FILES = ("model.pdparams", "optimizer.pdopt", "state.json")

@@ -18,7 +18,7 @@ import paddle
 import pytest
 import soundfile
 
-from conftest import REPO, TINY_MODEL, children, run_cli, running
+from helpers import REPO, TINY_MODEL, children, run_cli, running
 
 ENV = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
 FAST = TINY_MODEL + ["--batch_size=8", "--num_workers=0", "--augment_conf_path=None", "--log_interval=1"]

@@ -7,7 +7,7 @@ import subprocess
 import sys
 import time
 
-from conftest import REPO, TINY_MODEL, children, running
+from helpers import REPO, TINY_MODEL, children, running
 
 
 def test_killed_trainer_leaves_no_loader_workers(workdir):

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from conftest import run_cli
+from helpers import run_cli
 
 TEXTS = ["打开客厅的灯", "關閉空調", "今天天气怎么样", "播放音乐", "明天早上七点叫我", "北京下雨了吗",
          "把温度调到二十度", "你好小爱", "设置一个闹钟", "打开窗帘", "导航去上海", "音量调大一点"]

@@ -10,7 +10,7 @@ import numpy as np
 import paddle
 import pytest
 
-from conftest import LEARN_MANIFEST, LEARN_MODEL, run_cli
+from helpers import LEARN_MANIFEST, LEARN_MODEL, run_cli
 from ppasr.data.audio import read_audio
 from ppasr.data.features import AudioFeaturizer, FeatureNormalizer
 from ppasr.model.deepspeech2 import DeepSpeech2Model

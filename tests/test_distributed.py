@@ -4,7 +4,7 @@ import re
 import subprocess
 import sys
 
-from conftest import REPO, TINY_MODEL
+from helpers import REPO, TINY_MODEL
 
 
 def test_two_process_launch_trains_identical_replicas(workdir):

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import soundfile
 
-from conftest import REPO, TINY_MODEL, run_cli
+from helpers import REPO, TINY_MODEL, run_cli
 
 AISHELL = {  # utterance id -> (split, speaker, transcript as AISHELL writes it: words separated by spaces)
     "BAC009S0002W0122": ("train", "S0002", "而 对 楼市 成交 抑制 作用 最 大 的 限 购"),

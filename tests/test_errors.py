@@ -12,7 +12,7 @@ from typing import Callable
 
 import pytest
 
-from conftest import TINY_MODEL, run_cli
+from helpers import TINY_MODEL, run_cli
 
 MODEL = "models/deepspeech2/epoch_2"
 TRAIN_FAST = [*TINY_MODEL, "--batch_size=8", "--num_workers=0", "--num_epoch=3"]

@@ -10,7 +10,7 @@ import pytest
 
 import paddle
 
-from conftest import REPO, TEST_WAV, run_cli
+from helpers import REPO, TEST_WAV, run_cli
 
 MODEL = "--resume_model=models/deepspeech2/epoch_2"
 

@@ -5,7 +5,7 @@ from ppasr.data.audio import read_audio
 from ppasr.data.features import AudioFeaturizer, FeatureConfig, FeatureNormalizer, save_mean_std
 from ppasr.errors import UserError
 
-from conftest import REFERENCE, TEST_WAV
+from helpers import REFERENCE, TEST_WAV
 
 
 def test_linear_spectrogram_matches_ppasr_reference():

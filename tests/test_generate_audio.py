@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from conftest import run_cli
+from helpers import run_cli
 from ppasr.demo.espeak import create_engine, open_engine, to_pinyin
 from ppasr.demo.grammar import get_grammar, zh_number
 from ppasr.demo.synth import (HELD_OUT_VARIANTS, NOISE_KINDS, NOISE_RMS, SPLITS, TRAIN_VARIANTS, UNVOICED_VARIANTS,

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from conftest import REPO, TEST_WAV, run_cli
+from helpers import REPO, TEST_WAV, run_cli
 
 pytestmark = pytest.mark.skipif(not (shutil.which("Xvfb") and shutil.which("xdotool")),
                                 reason="needs Xvfb and xdotool (apt-get install xvfb xdotool; .ci/run does)")
@@ -55,7 +55,7 @@ class Gui:
             try:
                 line = self.lines.get(timeout=0.5)
             except queue.Empty:
-                assert self.proc.poll() is None, f"infer_gui.py exited:\n" + "\n".join(self.seen)
+                assert self.proc.poll() is None, "infer_gui.py exited:\n" + "\n".join(self.seen)
                 continue
             self.seen.append(line)
             if line.startswith(prefix):

@@ -11,7 +11,7 @@ import numpy as np
 import paddle
 import pytest
 
-from conftest import (LEARN_EPOCHS, LEARN_MANIFEST, LEARN_MODEL, REPO, TINY_MODEL, epoch_results, run_cli)
+from helpers import (LEARN_EPOCHS, LEARN_MANIFEST, LEARN_MODEL, REPO, TINY_MODEL, epoch_results, run_cli)
 
 EVAL_CER = re.compile(r"字错率\D*([\d.]+)")
 

@@ -6,7 +6,7 @@ import math
 import shutil
 
 import pytest
-from conftest import run_cli
+from helpers import run_cli
 
 from ppasr.decode.language_model import detect_lm_token
 from ppasr.decode.lm_builder import (

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import REPO, TINY_MODEL
+from helpers import REPO, TINY_MODEL
 from ppasr.data.audio import read_audio
 from ppasr.data.features import AudioFeaturizer, FeatureNormalizer
 from ppasr.model.deepspeech2 import DeepSpeech2Model

@@ -2,7 +2,7 @@
 import numpy as np
 import paddle
 
-from conftest import REFERENCE
+from helpers import REFERENCE
 from ppasr.model.deepspeech2 import DeepSpeech2Model, conv_output_length
 
 

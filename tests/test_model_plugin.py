@@ -10,7 +10,7 @@ import shutil
 import numpy as np
 import pytest
 
-from conftest import REPO, TEST_WAV, run_cli
+from helpers import REPO, TEST_WAV, run_cli
 from ppasr.data.audio import normalize_gain, read_audio
 from ppasr.serve.infer import Predictor
 
@@ -78,7 +78,7 @@ def test_infer_path_runs_the_exported_plugin_model(plugin_run):
 
 def test_a_folder_exported_by_an_earlier_version_still_loads(prepared_corpus, tmp_path):
     """Before the model interface, model_config.json held DeepSpeech2's sizes and no streaming facts."""
-    from conftest import export_random_model
+    from helpers import export_random_model
 
     root = tmp_path / "work"
     shutil.copytree(prepared_corpus, root, symlinks=True)

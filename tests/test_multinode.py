@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import LEARN_MODEL, REPO, TINY_MODEL, epoch_results, run_cli
+from helpers import LEARN_MODEL, REPO, TINY_MODEL, epoch_results, run_cli
 
 CHECKSUM = re.compile(r"rank (\d+): final parameter checksum (\w+)")
 

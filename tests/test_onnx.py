@@ -8,7 +8,7 @@ import shutil
 import numpy as np
 import pytest
 
-from conftest import TEST_WAV, TINY_MODEL, run_cli
+from helpers import TEST_WAV, TINY_MODEL, run_cli
 
 MODEL = "--resume_model=models/deepspeech2/epoch_2"
 INFER_DIR = "models/deepspeech2/infer"
@@ -87,7 +87,7 @@ def test_export_without_paddle2onnx_is_a_note_not_a_failure(exported_copy, tmp_p
     blocker = tmp_path / "no_paddle2onnx" / "paddle2onnx"
     blocker.mkdir(parents=True)
     (blocker / "__init__.py").write_text("raise ImportError('paddle2onnx is not installed')\n")
-    from conftest import REPO
+    from helpers import REPO
 
     proc = run_cli("export_model.py", *TINY_MODEL, MODEL, cwd=exported_copy,
                    env={"PYTHONPATH": f"{blocker.parent}{os.pathsep}{REPO}"})

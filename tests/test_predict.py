@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from conftest import REPO, TEST_WAV, run_cli
+from helpers import REPO, TEST_WAV, run_cli
 
 
 @pytest.fixture(scope="module")

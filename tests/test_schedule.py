@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import TINY_MODEL, TRAIN_LINE, epoch_learning_rates, run_cli
+from helpers import TINY_MODEL, TRAIN_LINE, epoch_learning_rates, run_cli
 
 FAST = TINY_MODEL + ["--batch_size=8", "--num_workers=0", "--augment_conf_path=None", "--log_interval=1",
                      "--learning_rate=1e-3", "--lr_gamma=0.5"]

@@ -20,7 +20,7 @@ import soundfile
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
-from conftest import REPO, TEST_WAV, run_cli
+from helpers import REPO, TEST_WAV, run_cli
 
 sys.path.insert(0, str(REPO / "tools"))
 from server_screenshot import running_server  # noqa: E402

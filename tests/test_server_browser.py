@@ -11,7 +11,7 @@ import pytest
 import soundfile
 from PIL import Image
 
-from conftest import REPO
+from helpers import REPO
 from test_server import LIMITS, clips, post_audio
 
 sys.path.insert(0, str(REPO / "tools"))

@@ -20,7 +20,7 @@ import soundfile
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
-from conftest import REPO
+from helpers import REPO
 from test_server import clips, page_is_up, post_audio, ws_url
 
 sys.path.insert(0, str(REPO / "tools"))

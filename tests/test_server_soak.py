@@ -21,7 +21,7 @@ import numpy as np
 import soundfile
 from websockets.asyncio.client import connect
 
-from conftest import REPO
+from helpers import REPO
 from test_server import clips, pcm16, post_audio, ws_url
 from test_server_limits import status_kb
 

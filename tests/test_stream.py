@@ -6,7 +6,7 @@ import shutil
 import numpy as np
 import pytest
 
-from conftest import TEST_WAV, export_random_model
+from helpers import TEST_WAV, export_random_model
 from ppasr.data.audio import normalize_gain, read_audio
 from ppasr.decode.greedy import greedy_decode
 from ppasr.serve.infer import Predictor

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from conftest import run_cli
+from helpers import run_cli
 from test_decoder import EN_VOCAB, ZH_VOCAB, frames_from, peaked_batch
 from ppasr.decode.beam_search import BeamSearchDecoder
 from ppasr.decode.greedy import IncrementalGreedyDecoder, greedy_decode

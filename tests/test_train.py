@@ -12,7 +12,7 @@ import numpy as np
 import paddle
 import pytest
 
-from conftest import REPO, TINY_MODEL, run_cli
+from helpers import REPO, TINY_MODEL, run_cli
 
 FAST = TINY_MODEL + ["--batch_size=8", "--num_workers=0", "--augment_conf_path=None", "--log_interval=1"]
 LOG_LINE = re.compile(r"^\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+\] Train epoch: \[(\d+)/(\d+)\], batch: \[(\d+)/(\d+)\], "

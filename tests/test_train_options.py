@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import TINY_MODEL, run_cli
+from helpers import TINY_MODEL, run_cli
 
 from ppasr import cli
 from ppasr.errors import UserError

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from conftest import run_cli
+from helpers import run_cli
 from ppasr.demo.long_audio import long_recording, score_segments
 from ppasr.demo.synth import SAMPLE_RATE
 from ppasr.serve.vad import VADS, split_on_silence

@@ -20,7 +20,7 @@ import pytest
 from PIL import Image
 from visualdl import LogReader
 
-from conftest import REPO, TINY_MODEL, run_cli
+from helpers import REPO, TINY_MODEL, run_cli
 
 sys.path.insert(0, str(REPO / "tools"))
 from browser import find_chromium

@@ -284,7 +284,7 @@ def _real_dir(archive: str, root: str, parts: tuple[str, ...]) -> str:
             if os.path.islink(path) or not os.path.isdir(path):
                 raise UserError(f"cannot unpack {archive}: {path} is a link or a file, and nothing is written "
                                 f"through one. Remove it and rerun (to keep a corpus on another disk, make "
-                                f"the target folder itself a link)")
+                                f"the target folder itself a link)") from None
     return path
 
 

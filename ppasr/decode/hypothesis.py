@@ -87,7 +87,7 @@ def numerals_with_times(units: list[Timestamp]) -> list[Timestamp]:
     matcher = difflib.SequenceMatcher(None, text, converted, autojunk=False)
     for tag, a0, a1, b0, b1 in matcher.get_opcodes():
         if tag == "equal":
-            for a, b in zip(range(a0, a1), range(b0, b1)):
+            for a in range(a0, a1):
                 unit = owner[a]
                 if unit is not None and unit != last:
                     out.append(units[unit])

@@ -59,7 +59,7 @@ class PaddleBackend:
         import paddle
 
         paddle.set_device("gpu" if use_gpu and cuda_available() else "cpu")
-        core = getattr(paddle, "base", None) or getattr(paddle, "fluid")
+        core = getattr(paddle, "base", None) or paddle.fluid
         core.core.set_num_threads(resolve_threads(num_threads))
         self._model = paddle.jit.load(os.path.join(model_dir, prefix))
         self._model.eval()
