@@ -70,10 +70,10 @@ def infer_path() -> None:
     """PPASR infer_path.py: transcribe one audio file."""
     def job() -> None:
         args = cli.infer_parser().parse_args()
-        from ppasr.serve.infer import infer_path as transcribe
+        from ppasr.serve.infer import InferOptions, ModelSource, infer_path as transcribe
         print_arguments(args)
         from ppasr.decode.options import DecodeOptions
-        transcribe(args, cli.options(DecodeOptions, args))
+        transcribe(cli.options(ModelSource, args), cli.options(InferOptions, args), cli.options(DecodeOptions, args))
     run_main(job)
 
 

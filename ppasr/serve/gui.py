@@ -21,10 +21,9 @@ from ppasr.data.audio import AudioError, read_audio
 from ppasr.decode.options import DecodeOptions
 from ppasr.decode.text_decoder import build_decoder
 from ppasr.errors import UserError
-from ppasr.serve.infer import Predictor, check_vocabulary, result_lines, transcribe_segments
+from ppasr.serve.infer import InferOptions, ModelSource, result_lines, transcribe_segments
 
 if TYPE_CHECKING:
-    import argparse
     import tkinter
 
 TITLE = "PPASR 语音识别"
@@ -73,12 +72,11 @@ def _device(kind: str) -> None:
 class RecognizerApp:
     """PPASR's window: four buttons, the Arabic-numeral switch and a log."""
 
-    def __init__(self, root: tkinter.Tk, args: argparse.Namespace, decoding: DecodeOptions) -> None:
+    def __init__(self, root: tkinter.Tk, source: ModelSource, options: InferOptions, decoding: DecodeOptions) -> None:
         import tkinter as tk
 
-        self.args = args
-        self.predictor = Predictor(args.model_dir, args.use_gpu, args.backend, args.num_threads)
-        check_vocabulary(self.predictor, args.vocab_path, args.model_dir)
+        self.options = options
+        self.predictor = source.load()
         self.decoder = build_decoder(decoding, self.predictor.vocabulary)
         self.sample_rate = self.predictor.feature_config.sample_rate
         self.root = root
@@ -97,12 +95,12 @@ class RecognizerApp:
                 ("play", "播放音频", self.play))):
             self.buttons[name] = tk.Button(root, text=text, width=16, command=command)
             self.buttons[name].place(x=x, y=10)
-        self.to_an = tk.BooleanVar(value=args.to_an)
+        self.to_an = tk.BooleanVar(value=options.to_an)
         tk.Checkbutton(root, text="中文数字转阿拉伯数字", variable=self.to_an).place(x=660, y=14)
         tk.Label(root, text="输出日志：").place(x=10, y=60)
         self.log_text = tk.Text(root, width=120, height=28)
         self.log_text.place(x=10, y=85, width=850, height=405)
-        self.log(f"模型已加载：{args.model_dir}")
+        self.log(f"模型已加载：{source.model_dir}")
         root.after(50, self._drain)
 
     # ---- UI thread ------------------------------------------------------------------------------
@@ -196,7 +194,7 @@ class RecognizerApp:
             raise UserError(f"{path}: {e}") from None
         start = time.time()
         results = transcribe_segments(self.predictor, samples, self.decoder, to_an, long_audio,
-                                      self.args.vad)
+                                      self.options.vad)
         for line in result_lines(results, round((time.time() - start) * 1000), long_audio):
             self._post_log(line)
 
@@ -237,11 +235,11 @@ class RecognizerApp:
         sd.wait()
 
 
-def run_gui(args: argparse.Namespace, decoding: DecodeOptions) -> None:
+def run_gui(source: ModelSource, options: InferOptions, decoding: DecodeOptions) -> None:
     """infer_gui.py: open the window (or fail with one error line) and run it."""
     root = open_window()
     try:
-        RecognizerApp(root, args, decoding)
+        RecognizerApp(root, source, options, decoding)
     except BaseException:
         root.destroy()
         raise

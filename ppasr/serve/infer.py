@@ -194,20 +194,48 @@ def check_vocabulary(predictor: Predictor, vocab_path: str | None, model_dir: st
                         f"the model trained on {vocab_path}")
 
 
-def infer_path(args, decoding: DecodeOptions) -> None:
+@dataclass(frozen=True)
+class ModelSource:
+    """Which exported model to run and how (the prediction flags infer_path.py, infer_gui.py and
+    infer_server.py share)."""
+
+    model_dir: str
+    vocab_path: str | None = None
+    use_gpu: bool = False
+    backend: str | None = None
+    num_threads: int = 0
+
+    def load(self) -> Predictor:
+        """The model on its backend, its vocabulary checked against ``vocab_path``."""
+        predictor = Predictor(self.model_dir, self.use_gpu, self.backend, self.num_threads)
+        check_vocabulary(predictor, self.vocab_path, self.model_dir)
+        return predictor
+
+
+@dataclass(frozen=True)
+class InferOptions:
+    """infer_path.py's and infer_gui.py's flags besides the model and the decoder."""
+
+    to_an: bool = True
+    vad: str = "webrtc"
+    wav_path: str = ""
+    is_long_audio: bool = False
+    print_timestamps: bool = False
+
+
+def infer_path(source: ModelSource, options: InferOptions, decoding: DecodeOptions) -> None:
     """The whole infer_path.py job, printing PPASR's result lines."""
-    predictor = Predictor(args.model_dir, args.use_gpu, args.backend, args.num_threads)
-    check_vocabulary(predictor, args.vocab_path, args.model_dir)
+    predictor = source.load()
     decoder = build_decoder(decoding, predictor.vocabulary)
     try:
-        samples, _ = read_audio(args.wav_path, predictor.feature_config.sample_rate)
+        samples, _ = read_audio(options.wav_path, predictor.feature_config.sample_rate)
     except AudioError as e:
-        raise UserError(f"{args.wav_path}: {e}") from None
+        raise UserError(f"{options.wav_path}: {e}") from None
     start = time.time()
-    results = transcribe_segments(predictor, samples, decoder, args.to_an, args.is_long_audio, args.vad)
-    for line in result_lines(results, round((time.time() - start) * 1000), args.is_long_audio):
+    results = transcribe_segments(predictor, samples, decoder, options.to_an, options.is_long_audio, options.vad)
+    for line in result_lines(results, round((time.time() - start) * 1000), options.is_long_audio):
         print(line)
-    if args.print_timestamps:
+    if options.print_timestamps:
         for line in timestamp_lines(results):
             print(line)
 
