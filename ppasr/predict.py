@@ -30,8 +30,8 @@ class Predictor:
                  num_threads: int = 10, backend: str | None = None) -> None:
         if decoder not in ("ctc_greedy", "ctc_beam_search"):
             raise UserError(f"decoder {decoder!r}: use 'ctc_greedy' or 'ctc_beam_search'")
-        self.model = infer.Predictor(model_dir, use_gpu, backend, min(num_threads, available_cores()))
-        infer.check_vocabulary(self.model, vocab_path, model_dir)
+        self.model = infer.ModelSource(model_dir, vocab_path, use_gpu, backend,
+                                       min(num_threads, available_cores())).load()
         options = DecodeOptions(decoder=decoder, alpha=alpha, beta=beta, lang_model_path=lang_model_path,
                                 beam_size=beam_size, cutoff_prob=cutoff_prob, cutoff_top_n=cutoff_top_n)
         self.decoder = build_decoder(options, self.model.vocabulary)
