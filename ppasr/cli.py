@@ -355,6 +355,7 @@ def server_parser() -> FlagParser:
     _add(p, "host", str, "0.0.0.0", "监听主机的IP地址.")
     _add(p, "port", integer(1), 5000, "服务所使用的端口号.")
     _prediction(p)
+    _vad(p)
     _add(p, "max_upload_mb", real(0.0, low_open=True), 32, "上传音频的最大大小 (MB); larger uploads get HTTP 413.")
     _add(p, "max_audio_seconds", real(0.0, low_open=True), 600, "一条音频的最大时长 (s): per upload and per streamed utterance.")
     _add(p, "max_streams", integer(1), 32, "同时打开的WebSocket流的最大数量; more are refused with code 5.")

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import dataclass, replace
 
 import numpy as np
 
-from ppasr import cli
 from ppasr.data.dataset import ManifestDataset, SortaGradBatchSampler, build_loader
 from ppasr.data.features import FeatureNormalizer
+from ppasr.data.options import DataOptions
 from ppasr.decode.language_model import load_language_model
 from ppasr.decode.options import DecodeOptions
 from ppasr.decode.text_decoder import build_decoder
@@ -20,22 +21,51 @@ from ppasr.train.evaluation import EvalResult, evaluate, first_utterances, forwa
 from ppasr.utils import loader_workers, read_vocabulary, require_file, select_device, set_paddle_threads
 
 
-def load_for_eval(args):
-    """Vocabulary, test set, loader and model (built from its checkpoint's config), as the flags say."""
-    for path in (args.test_manifest, args.dataset_vocab, args.mean_std_path):
+@dataclass(frozen=True)
+class EvalJob:
+    """What eval.py and tools/tune.py evaluate: a checkpoint (``resume_model``) on the test side of ``data``."""
+
+    data: DataOptions
+    model: ModelChoice
+    resume_model: str
+    result_path: str | None = None  # eval.py: one JSON line per utterance
+
+
+@dataclass(frozen=True)
+class TuneGrid:
+    """tools/tune.py's search: the first ``num_data`` utterances (-1: all), alpha and beta ranges."""
+
+    num_data: int
+    num_alphas: int
+    num_betas: int
+    alpha_from: float
+    alpha_to: float
+    beta_from: float
+    beta_to: float
+
+    def points(self) -> list[tuple[float, float]]:
+        """PPASR's grid, rounded to 2 decimals as a3c1911 printed it."""
+        return [(round(float(alpha), 2), round(float(beta), 2))
+                for alpha in np.linspace(self.alpha_from, self.alpha_to, self.num_alphas)
+                for beta in np.linspace(self.beta_from, self.beta_to, self.num_betas)]
+
+
+def load_for_eval(job: EvalJob):
+    """Vocabulary, test set, loader and model (built from its checkpoint's config)."""
+    data = job.data
+    for path in (data.test_manifest, data.dataset_vocab, data.mean_std_path):
         require_file(path, "python3 create_data.py")
     select_device()
     set_paddle_threads()
-    vocabulary = read_vocabulary(args.dataset_vocab)
-    normalizer = FeatureNormalizer(args.mean_std_path)
-    normalizer.check_method(args.feature_method, args.mean_std_path)
-    _, model = load_trained_model(args.resume_model, cli.options(ModelChoice, args), vocabulary,
-                                  normalizer.feature_config)
-    dataset = ManifestDataset(args.test_manifest, vocabulary, normalizer, None, train=False)
+    vocabulary = read_vocabulary(data.dataset_vocab)
+    normalizer = FeatureNormalizer(data.mean_std_path)
+    normalizer.check_method(data.feature_method, data.mean_std_path)
+    _, model = load_trained_model(job.resume_model, job.model, vocabulary, normalizer.feature_config)
+    dataset = ManifestDataset(data.test_manifest, vocabulary, normalizer, None, train=False)
     if len(dataset) == 0:
-        raise UserError(f"{args.test_manifest} has no utterances to evaluate; rerun `python3 create_data.py`")
-    sampler = SortaGradBatchSampler(dataset, args.batch_size, shuffle=False, even_shards=False)
-    loader = build_loader(dataset, sampler, loader_workers(args.num_workers, 1))
+        raise UserError(f"{data.test_manifest} has no utterances to evaluate; rerun `python3 create_data.py`")
+    sampler = SortaGradBatchSampler(dataset, data.batch_size, shuffle=False, even_shards=False)
+    loader = build_loader(dataset, sampler, loader_workers(data.num_workers, 1))
     return vocabulary, dataset, loader, model
 
 
@@ -45,22 +75,22 @@ def report_unreadable(dataset: ManifestDataset, evaluated: int) -> None:
         print(f"skipped {len(dataset) - evaluated} utterances whose audio could not be loaded (reasons above)")
 
 
-def run_eval(args) -> EvalResult:
+def run_eval(job: EvalJob, decoding: DecodeOptions) -> EvalResult:
     """The whole eval.py job: print the time taken and the corpus CER."""
-    vocabulary, dataset, loader, model = load_for_eval(args)
-    decoder = build_decoder(cli.options(DecodeOptions, args), vocabulary)
+    vocabulary, dataset, loader, model = load_for_eval(job)
+    decoder = build_decoder(decoding, vocabulary)
     start = time.time()
     try:
         result = evaluate(model, loader, dataset, decoder.decode)
     finally:
         decoder.close()
     report_unreadable(dataset, result.utterances)
-    if args.result_path:
-        with open(args.result_path, "w", encoding="utf-8") as f:
+    if job.result_path:
+        with open(job.result_path, "w", encoding="utf-8") as f:
             for reference, hypothesis, distance in result.pairs:
                 f.write(json.dumps({"reference": reference, "hypothesis": hypothesis, "distance": distance},
                                    ensure_ascii=False) + "\n")
-        print(f"识别结果已写入 {args.result_path}")
+        print(f"识别结果已写入 {job.result_path}")
     print(f"mean per-utterance cer: {result.mean_utterance_cer:.5f}")
     print(f"字错率 cer: {result.cer:.5f} ({result.errors} errors / {result.chars} characters, "
           f"{result.utterances} utterances)")
@@ -68,32 +98,29 @@ def run_eval(args) -> EvalResult:
     return result
 
 
-def run_tune(args) -> tuple[float, float, float]:
+def run_tune(job: EvalJob, grid: TuneGrid, decoding: DecodeOptions) -> tuple[float, float, float]:
     """Grid-search alpha/beta of LM beam search with a3c1911's tools/tune.py lines; return the best
     (cer, alpha, beta). The CER is the corpus CER (a3c1911: the mean of per-utterance CERs)."""
-    vocabulary, dataset, loader, model = load_for_eval(args)
+    vocabulary, dataset, loader, model = load_for_eval(job)
     try:
-        load_language_model(args.lang_model_path)
+        load_language_model(decoding.lang_model_path)
     except (FileNotFoundError, ValueError) as e:
         raise UserError(str(e)) from None
     print("开始识别数据...")
-    outputs = first_utterances(forward_batches(model, loader), args.num_data)
+    outputs = first_utterances(forward_batches(model, loader), grid.num_data)
     evaluated = sum(len(output.indices) for output in outputs)
-    if args.num_data == -1:
+    if grid.num_data == -1:
         report_unreadable(dataset, evaluated)
     if not evaluated:
-        raise UserError(f"no utterance of {args.test_manifest} could be loaded (reasons above)")
-    grid = [(round(float(alpha), 2), round(float(beta), 2))
-            for alpha in np.linspace(args.alpha_from, args.alpha_to, args.num_alphas)
-            for beta in np.linspace(args.beta_from, args.beta_to, args.num_betas)]
+        raise UserError(f"no utterance of {job.data.test_manifest} could be loaded (reasons above)")
+    points = grid.points()
     print("开始使用识别结果解码...")
-    print("解码alpha和beta的排列：%s" % grid)
+    print("解码alpha和beta的排列：%s" % points)
     best = (np.inf, 0.0, 0.0)
-    for i, (alpha, beta) in enumerate(grid):
-        print("正在解码[%d/%d]: (%.2f, %.2f)" % (i, len(grid), alpha, beta), flush=True)
+    for i, (alpha, beta) in enumerate(points):
+        print("正在解码[%d/%d]: (%.2f, %.2f)" % (i, len(points), alpha, beta), flush=True)
         result = EvalResult()
-        decoder = build_decoder(cli.options(DecodeOptions, args, decoder="ctc_beam_search", alpha=alpha, beta=beta),
-                                vocabulary)
+        decoder = build_decoder(replace(decoding, decoder="ctc_beam_search", alpha=alpha, beta=beta), vocabulary)
         try:
             for output in outputs:
                 score(result, output, dataset, decoder.decode)

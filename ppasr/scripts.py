@@ -7,6 +7,7 @@ are instant. A ``UserError`` ends a program with one ``error: …`` line (``run_
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 from ppasr import cli
 from ppasr.data.options import DataOptions
@@ -14,6 +15,9 @@ from ppasr.errors import UserError, run_main
 from ppasr.model.options import ModelChoice
 from ppasr.train.options import OptimOptions, RunOptions, TrainOptions
 from ppasr.utils import print_arguments
+
+if TYPE_CHECKING:  # ppasr.jobs imports paddle: scripts import it only once the flags are valid
+    from ppasr.jobs import EvalJob
 
 
 def create_data() -> None:
@@ -45,13 +49,21 @@ def train_options(args: argparse.Namespace) -> TrainOptions:
                         optim=cli.options(OptimOptions, args), run=cli.options(RunOptions, args))
 
 
+def eval_job(args: argparse.Namespace) -> EvalJob:
+    """eval.py's / tools/tune.py's parsed flags as the checkpoint and test set to evaluate."""
+    from ppasr.jobs import EvalJob
+    return EvalJob(data=cli.options(DataOptions, args), model=cli.options(ModelChoice, args),
+                   resume_model=args.resume_model, result_path=getattr(args, "result_path", None))
+
+
 def evaluate() -> None:
     """PPASR eval.py: the CER of a trained model."""
     def job() -> None:
         args = cli.eval_parser().parse_args()
+        from ppasr.decode.options import DecodeOptions
         from ppasr.jobs import run_eval
         print_arguments(args)
-        run_eval(args)
+        run_eval(eval_job(args), cli.options(DecodeOptions, args))
     run_main(job)
 
 
@@ -81,10 +93,11 @@ def infer_server() -> None:
     """PPASR infer_server.py: the page, HTTP recognition and the streaming WebSocket."""
     def job() -> None:
         args = cli.server_parser().parse_args()
-        from ppasr.serve.server import serve
-        print_arguments(args)
         from ppasr.decode.options import DecodeOptions
-        serve(args, cli.options(DecodeOptions, args))
+        from ppasr.serve.infer import ModelSource
+        from ppasr.serve.server import ServeOptions, serve
+        print_arguments(args)
+        serve(cli.options(ModelSource, args), cli.options(ServeOptions, args), cli.options(DecodeOptions, args))
     run_main(job)
 
 
@@ -92,9 +105,10 @@ def tune() -> None:
     """PPASR tools/tune.py: grid-search alpha/beta of the LM beam search."""
     def job() -> None:
         args = cli.tune_parser().parse_args()
-        from ppasr.jobs import run_tune
+        from ppasr.decode.options import DecodeOptions
+        from ppasr.jobs import TuneGrid, run_tune
         print_arguments(args)
-        run_tune(args)
+        run_tune(eval_job(args), cli.options(TuneGrid, args), cli.options(DecodeOptions, args))
     run_main(job)
 
 

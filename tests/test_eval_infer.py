@@ -43,6 +43,7 @@ def test_batched_decoding_ignores_padded_frames(trained):
     from ppasr.cli import eval_parser
     from ppasr.decode.text_decoder import GreedyDecoder
     from ppasr.jobs import load_for_eval
+    from ppasr.scripts import eval_job
     from ppasr.train.evaluation import evaluate
     import os
 
@@ -60,7 +61,7 @@ def test_batched_decoding_ignores_padded_frames(trained):
         for batch_size in (1, 3):
             args = eval_parser().parse_args([MODEL, "--test_manifest=mixed.manifest",
                                                           f"--batch_size={batch_size}", "--num_workers=0"])
-            vocabulary, dataset, loader, model = load_for_eval(args)
+            vocabulary, dataset, loader, model = load_for_eval(eval_job(args))
             result = evaluate(model, loader, dataset, GreedyDecoder(vocabulary).decode, progress=False)
             results[batch_size] = sorted(result.pairs)
         assert results[1] == results[3]

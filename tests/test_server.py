@@ -7,7 +7,6 @@ import http.client
 import io
 import json
 import socket
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -21,9 +20,9 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
 from helpers import REPO, TEST_WAV, run_cli
+from ppasr.demo.synth import colored_noise
 
-sys.path.insert(0, str(REPO / "tools"))
-from server_screenshot import running_server  # noqa: E402
+from tools.server_screenshot import running_server
 
 # tight limits so that the tests can cross them cheaply
 LIMITS = ["--max_upload_mb=1", "--max_audio_seconds=20", "--max_streams=3", "--decoder=ctc_greedy"]
@@ -126,15 +125,34 @@ def test_any_soundfile_format_rate_and_channels(server):
     assert status == 200 and answer["code"] == 0 and answer["result"]
 
 
-def test_long_audio_is_split_and_joined(server, tmp_path):
-    url, _, root = server
+def long_audio(root: Path, path: Path, snr_db: float | None = None) -> bytes:
+    """Three corpus clips between 1 s pauses, optionally under pink noise at ``snr_db``, as WAV bytes."""
     silence = np.zeros(16000, dtype=np.float32)
     parts = [soundfile.read(clip, dtype="float32")[0] for clip in clips(root, 3)[:3]]
     joined = np.concatenate([silence, parts[0], silence, parts[1], silence, parts[2], silence])
-    path = tmp_path / "long.wav"
-    soundfile.write(path, joined, 16000)
-    status, answer = post_audio(url + "/recognition_long_audio", path.read_bytes())
+    if snr_db is not None:
+        noise = colored_noise(len(joined), 1.0, np.random.default_rng(0))
+        speech_rms = np.sqrt(np.mean(np.concatenate(parts) ** 2))
+        joined = np.clip(joined + noise * speech_rms / np.sqrt(np.mean(noise ** 2)) * 10 ** (-snr_db / 20), -1, 1)
+    soundfile.write(path, joined.astype(np.float32), 16000)
+    return path.read_bytes()
+
+
+def test_long_audio_is_split_and_joined(server, tmp_path):
+    url, _, root = server
+    status, answer = post_audio(url + "/recognition_long_audio", long_audio(root, tmp_path / "long.wav"))
     assert status == 200 and answer["code"] == 0 and answer["result"].count("，") == 2
+
+
+def test_vad_flag_chooses_how_the_server_splits_long_audio(server, tmp_path):
+    """Under noise PPASR's webrtcvad hears speech everywhere; ``--vad=silero`` still finds the pauses."""
+    url, _, root = server
+    noisy = long_audio(root, tmp_path / "noisy.wav", snr_db=10)
+    status, webrtc = post_audio(url + "/recognition_long_audio", noisy)
+    assert status == 200 and webrtc["result"].count("，") < 2, webrtc
+    with running_server(*LIMITS, "--vad=silero", cwd=root) as (silero_url, _, _):
+        status, silero = post_audio(silero_url + "/recognition_long_audio", noisy)
+    assert status == 200 and silero["result"].count("，") == 2, silero
 
 
 def test_streaming_partials_arrive_before_the_end_and_final_equals_recognition(server):

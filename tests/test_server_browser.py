@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 import os
-import sys
 
 import pytest
 import soundfile
@@ -14,9 +13,8 @@ from PIL import Image
 from helpers import REPO
 from test_server import LIMITS, clips, post_audio
 
-sys.path.insert(0, str(REPO / "tools"))
-from browser import find_chromium  # noqa: E402
-from server_screenshot import chromium_page, microphone_file, record, running_server, upload  # noqa: E402
+from tools.browser import find_chromium
+from tools.server_screenshot import chromium_page, microphone_file, record, running_server, upload
 
 pytestmark = pytest.mark.skipif(find_chromium() is None and not os.environ.get("CI"),
                                 reason="needs Chromium (CI installs it)")

@@ -23,9 +23,8 @@ from websockets.sync.client import connect
 from helpers import REPO
 from test_server import clips, page_is_up, post_audio, ws_url
 
-sys.path.insert(0, str(REPO / "tools"))
-from browser import answers, free_port, local_server  # noqa: E402
-from server_screenshot import running_server  # noqa: E402
+from tools.browser import answers, free_port, local_server
+from tools.server_screenshot import running_server
 
 LIMITS = ["--decoder=ctc_greedy", "--max_upload_mb=4", "--max_audio_seconds=60", "--max_uploads=2",
           "--max_streams=4", "--max_decoded_samples=2000000", "--stream_idle_seconds=3", "--header_timeout=2",

@@ -14,7 +14,6 @@ import json
 import os
 import random
 import socket
-import sys
 import time
 
 import numpy as np
@@ -25,8 +24,7 @@ from helpers import REPO
 from test_server import clips, pcm16, post_audio, ws_url
 from test_server_limits import status_kb
 
-sys.path.insert(0, str(REPO / "tools"))
-from server_screenshot import running_server  # noqa: E402
+from tools.server_screenshot import running_server
 
 STREAMS = 16
 FRAME_BYTES = 5120  # 160 ms

@@ -8,7 +8,6 @@ import json
 import os
 import re
 import shutil
-import sys
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
@@ -22,9 +21,8 @@ from visualdl import LogReader
 
 from helpers import REPO, TINY_MODEL, run_cli
 
-sys.path.insert(0, str(REPO / "tools"))
-from browser import find_chromium
-from vdl_screenshot import screenshot, visualdl_server
+from tools.browser import find_chromium
+from tools.vdl_screenshot import screenshot, visualdl_server
 
 FAST = TINY_MODEL + ["--batch_size=8", "--num_workers=0", "--augment_conf_path=None", "--log_interval=1"]
 TAGS = {"Train loss", "Learning rate", "Test cer", "Test loss"}

@@ -29,8 +29,8 @@ import numpy as np
 import soundfile
 from websockets.sync.client import connect
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from browser import answers, free_port, headless_chromium, local_server  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tools.browser import answers, free_port, headless_chromium, local_server  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from browser import answers, free_port, headless_chromium, local_server  # noqa: E402
+from tools.browser import answers, free_port, headless_chromium, local_server  # noqa: E402
 from ppasr.cli import vdl_screenshot_parser  # noqa: E402
 from ppasr.errors import UserError, run_main  # noqa: E402
 

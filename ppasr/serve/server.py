@@ -57,7 +57,8 @@ from ppasr.decode.greedy import IncrementalGreedyDecoder
 from ppasr.decode.options import DecodeOptions
 from ppasr.decode.text_decoder import Decoder, build_decoder
 from ppasr.logger import logger, setup_logging
-from ppasr.serve.infer import Predictor, Transcript, check_vocabulary, joined_result, transcribe_segments, transcript
+from ppasr.serve.infer import (ModelSource, Predictor, Transcript, joined_result, transcribe_segments,
+                               transcript)
 from ppasr.utils import set_paddle_threads
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
@@ -101,6 +102,37 @@ class Limits:
         return DecodeLimits(self.max_channels, self.max_sample_rate, self.max_decoded_samples, self.max_audio_seconds)
 
 
+@dataclass(frozen=True)
+class ServeOptions:
+    """infer_server.py's flags besides the model (``ModelSource``) and the decoder (``DecodeOptions``);
+    their defaults live with the flags."""
+
+    host: str
+    port: int
+    to_an: bool
+    vad: str  # splits /recognition_long_audio uploads
+    max_upload_mb: float
+    max_audio_seconds: float
+    max_streams: int
+    max_uploads: int
+    max_channels: int
+    max_sample_rate: int
+    max_decoded_samples: int
+    max_connections: int
+    header_timeout: float
+    body_timeout: float
+    stream_idle_seconds: float
+    allowed_origins: str  # comma-separated
+    token: str | None
+
+    def limits(self) -> Limits:
+        origins = tuple(origin.strip() for origin in self.allowed_origins.split(",") if origin.strip())
+        return Limits(max_upload_bytes=int(self.max_upload_mb * 1024 * 1024), max_audio_seconds=self.max_audio_seconds,
+                      max_streams=self.max_streams, max_uploads=self.max_uploads, max_channels=self.max_channels,
+                      max_sample_rate=self.max_sample_rate, max_decoded_samples=self.max_decoded_samples,
+                      stream_idle_seconds=self.stream_idle_seconds, allowed_origins=origins, token=self.token)
+
+
 class ClientError(Exception):
     """A request the server refuses: answered as ``{"code", "msg"}`` with an HTTP status."""
 
@@ -112,10 +144,11 @@ class ClientError(Exception):
 class Recognizer:
     """The predictor and decoder behind one worker thread; ``run`` calls them off the event loop."""
 
-    def __init__(self, predictor: Predictor, decoder: Decoder, to_an: bool, limits: Limits):
+    def __init__(self, predictor: Predictor, decoder: Decoder, to_an: bool, vad: str, limits: Limits):
         self.predictor = predictor
         self.decoder = decoder
         self.to_an = to_an
+        self.vad = vad
         self.limits = limits
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ppasr-model")
 
@@ -134,7 +167,7 @@ class Recognizer:
                                            self.limits.decode_limits())
         except AudioTooLarge as e:
             raise ClientError(TOO_LARGE, str(e), 413) from None
-        return transcribe_segments(self.predictor, samples, self.decoder, self.to_an, long_audio)
+        return transcribe_segments(self.predictor, samples, self.decoder, self.to_an, long_audio, self.vad)
 
     def open_utterance(self) -> StreamedUtterance:
         return StreamedUtterance(self)
@@ -629,25 +662,19 @@ def exposure_warnings(host: str, port: int, token: str | None) -> list[str]:
             "to serve this machine only, start with --host=127.0.0.1"]
 
 
-def serve(args, decoding: DecodeOptions) -> None:
+def serve(source: ModelSource, options: ServeOptions, decoding: DecodeOptions) -> None:
     """The whole infer_server.py job: load the model, then serve until interrupted."""
     setup_logging()
     set_paddle_threads()
-    predictor = Predictor(args.model_dir, args.use_gpu, args.backend, args.num_threads)
-    check_vocabulary(predictor, args.vocab_path, args.model_dir)
+    predictor = source.load()
     decoder = build_decoder(decoding, predictor.vocabulary)
-    origins = tuple(origin.strip() for origin in args.allowed_origins.split(",") if origin.strip())
-    limits = Limits(max_upload_bytes=int(args.max_upload_mb * 1024 * 1024), max_audio_seconds=args.max_audio_seconds,
-                    max_streams=args.max_streams, max_uploads=args.max_uploads, max_channels=args.max_channels,
-                    max_sample_rate=args.max_sample_rate, max_decoded_samples=args.max_decoded_samples,
-                    stream_idle_seconds=args.stream_idle_seconds, allowed_origins=origins, token=args.token)
-    max_connections = fit_connections_to_fd_limit(args.max_connections)
-    app = create_app(Recognizer(predictor, decoder, args.to_an, limits))
-    for line in exposure_warnings(args.host, args.port, args.token):
+    max_connections = fit_connections_to_fd_limit(options.max_connections)
+    app = create_app(Recognizer(predictor, decoder, options.to_an, options.vad, options.limits()))
+    for line in exposure_warnings(options.host, options.port, options.token):
         logger.warning(line)
-    config = uvicorn.Config(app, host=args.host, port=args.port, log_level="info", ws_per_message_deflate=False,
+    config = uvicorn.Config(app, host=options.host, port=options.port, log_level="info", ws_per_message_deflate=False,
                             ws_max_size=WS_MAX_FRAME_BYTES, limit_concurrency=max_connections, timeout_keep_alive=5,
-                            http=guarded_protocol(max_connections, args.header_timeout, args.body_timeout))
+                            http=guarded_protocol(max_connections, options.header_timeout, options.body_timeout))
     server = uvicorn.Server(config)
     warn = RateLimitedWarning()
 
