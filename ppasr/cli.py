@@ -218,6 +218,17 @@ def _decoding(p: FlagParser, parallel: bool = True) -> None:
     _add(p, "alpha", real(), 1.2, "集束搜索的LM系数 (weight of log10 P_LM, PPASR's units).")
     _add(p, "beta", real(), 0.35, "集束搜索的WC系数 (bonus per LM token: character, or word for English).")
     _beam_search(p, parallel=parallel)
+    _add(p, "hotwords", none_or_str, None, "热词，用逗号分隔 (names and terms to prefer; beam search only).")
+    _add(p, "hotwords_file", none_or_str, None, "热词文件：每行一个热词，可在其后加空格和权重 (UTF-8).")
+    _add(p, "hotword_weight", real(0.0, low_open=True), 2.0,
+         "热词的奖励分数 (per matched token, natural-log units; taken back if the hotword is left unfinished).")
+    p.checks.append(_hotwords_need_beam_search)
+
+
+def _hotwords_need_beam_search(args: argparse.Namespace) -> str | None:
+    if args.decoder == "ctc_greedy" and (args.hotwords or args.hotwords_file):
+        return "--hotwords/--hotwords_file need --decoder=ctc_beam_search (greedy decoding cannot be biased)"
+    return None
 
 
 def _prediction(p: FlagParser) -> None:
@@ -373,6 +384,8 @@ def server_parser() -> FlagParser:
          "default: only the page this server serves.")
     _add(p, "token", none_or_str, None, "共享密钥 (None = no authentication): requests need ?token=… or "
          "Authorization: Bearer ….")
+    _add(p, "max_hotwords", integer(0), 100, "每个请求最多的热词数 (the form field / WebSocket message `hotwords`).")
+    _add(p, "max_hotword_chars", integer(1), 32, "每个热词最多的字符数.")
     return p
 
 

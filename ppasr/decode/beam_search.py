@@ -23,6 +23,7 @@ from typing import Any, Self
 import numpy as np
 
 from ppasr.decode.greedy import BLANK_INDEX, check_batch
+from ppasr.decode.hotwords import HotwordGraph, compile_hotwords
 from ppasr.decode.hypothesis import Hypothesis
 from ppasr.decode.language_model import (LM_TOKEN_MODES, OOV_LOG10, detect_lm_token, load_language_model,
                                          read_arpa_words)
@@ -108,12 +109,14 @@ class PrefixBeamSearch:
         # skip queries for candidates which cannot enter the beam.
         self._lm_bonus = max(config.beta, 0.0)
 
-    def search(self, frames: PrunedFrames) -> Hypothesis:
-        """Best hypothesis of one utterance: its fused score, its CTC log-probability (the prefix's
-        CTC part, PPASR's ``approx_ctc``; ``score`` is minus it) and the frames of its alignment."""
+    def search(self, frames: PrunedFrames, hotwords: HotwordGraph | None = None) -> Hypothesis:
+        """Best hypothesis of one utterance: its fused score (with the hotword bonus, if any), its CTC
+        log-probability (the prefix's CTC part, PPASR's ``approx_ctc``; ``score`` is minus it) and the frames
+        of its alignment."""
         vocabulary = self.config.vocabulary
         vocab_size = len(vocabulary)
-        trie = PrefixTrie(vocabulary, self._model, self.config, self._lm_words)
+        trie = PrefixTrie(vocabulary, self._model, self.config, self._lm_words, hotwords)
+        hot = _HotwordScores(trie) if hotwords is not None else None
         alignment = _Alignment()
         beam = _Beam(nodes=np.zeros(1, dtype=np.int64), last=np.full(1, vocab_size),
                      log_pb=np.zeros(1), log_pnb=np.full(1, _NEG_INF), lm=np.zeros(1),
@@ -136,23 +139,25 @@ class PrefixBeamSearch:
             ext = (np.where(repeat, beam.log_pb[:, None], log_total[:, None])
                    + log_probs[extend][None, :])
             restarts = _merge_existing(trie, beam.nodes, column, ext, stay_pb, stay_pnb)
-            beam = self._select(trie, beam, ext_tokens, ext, stay_pb, stay_pnb, restarts, alignment, t)
+            beam = self._select(trie, beam, ext_tokens, ext, stay_pb, stay_pnb, restarts, alignment, t, hot)
             dense[tokens] = _NEG_INF
             column[ext_tokens] = -1
 
         ctc = np.logaddexp(beam.log_pb, beam.log_pnb)
-        finals = ctc + np.array([trie.final_score(node) for node in beam.nodes.tolist()])
+        lm = np.array([trie.final_score(node) for node in beam.nodes.tolist()])
+        bonus = np.array([hotwords.final(trie.hot[node]) for node in beam.nodes.tolist()]) if hot else 0.0
+        finals = ctc + lm + bonus
         best = int(np.argmax(finals))
         labels = trie.labels(int(beam.nodes[best]))
         return Hypothesis(text="".join(vocabulary[label] for label in labels), score=-float(ctc[best]),
                           tokens=tuple(labels),
                           frames=alignment.frames(int(beam.record[best]), int(beam.last_end[best])),
                           log_score=float(finals[best]),
-                          lm_score=float(finals[best] - ctc[best]) if self._model is not None else None)
+                          lm_score=float(lm[best]) if self._model is not None else None)
 
     def _select(self, trie: PrefixTrie, beam: _Beam, ext_tokens: np.ndarray, ext: np.ndarray,
                 stay_pb: np.ndarray, stay_pnb: np.ndarray, restarts: np.ndarray, alignment: _Alignment,
-                frame: int) -> _Beam:
+                frame: int, hot: _HotwordScores | None) -> _Beam:
         """Keep the ``beam_size`` best of the stay and extension candidates.
 
         Times follow each prefix as it is kept: a stay whose mass now ends in its last token
@@ -162,18 +167,24 @@ class PrefixBeamSearch:
 
         Candidates needing a KenLM query are ranked by an upper bound (CTC + fixed LM score
         + ``beta``) and queried in that order, only while the bound can still beat the
-        current ``beam_size``-th best exact score; the selection is therefore exact.
+        current ``beam_size``-th best exact score; the selection is therefore exact. A hotword bonus
+        (``hot``) is exact for every candidate and simply added.
         """
         rows, width = ext.shape
         size = self.config.beam_size
-        scores = np.concatenate([np.logaddexp(stay_pb, stay_pnb) + beam.lm,
-                                 (ext + beam.lm[:, None]).ravel()])
+        ranked = ext
+        stay_bonus = 0.0
+        if hot is not None:
+            stay_bonus, ext_bonus = hot.bonuses(beam.nodes, ext_tokens)
+            ranked = ext + ext_bonus
+        scores = np.concatenate([np.logaddexp(stay_pb, stay_pnb) + beam.lm + stay_bonus,
+                                 (ranked + beam.lm[:, None]).ravel()])
         pending = np.zeros(scores.shape[0], dtype=bool)
         if self._model is not None and width:
             needs_lm = np.broadcast_to(self._word_mode | (ext_tokens != self._space),
                                        ext.shape).ravel()
             pending[rows:] = needs_lm & np.isfinite(scores[rows:])
-            bound = (ext + beam.lm_base[:, None]).ravel() + self._lm_bonus
+            bound = (ranked + beam.lm_base[:, None]).ravel() + self._lm_bonus
             scores[rows:][pending[rows:]] = bound[pending[rows:]]
 
         if pending.any():
@@ -192,7 +203,7 @@ class PrefixBeamSearch:
                     break
                 row, col = np.divmod(chunk - rows, width)
                 lm = trie.child_scores(beam.nodes[row].tolist(), ext_tokens[col].tolist())
-                exact = ext[row, col] + np.array(lm)
+                exact = ranked[row, col] + np.array(lm)
                 scores[chunk] = exact
                 pending[chunk] = False
                 best = np.concatenate([best, exact[np.isfinite(exact)]])
@@ -226,6 +237,33 @@ class PrefixBeamSearch:
                                     np.array([trie.base[c] for c in children])]),
             record=np.concatenate([stay_record, alignment.start(frame, beam.record[row], beam.last_end[row])]),
             last_end=np.concatenate([stay_end, np.full(row.shape[0], frame)]))
+
+
+class _HotwordScores:
+    """The hotword bonus of the beam's prefixes and of their extensions, memoised per graph state and token."""
+
+    def __init__(self, trie: PrefixTrie) -> None:
+        self._trie = trie
+        self._graph = trie.hotwords
+        self._tokens = np.array(sorted(self._graph.tokens), dtype=np.int64)
+        self._after: dict = {}
+
+    def bonuses(self, nodes: np.ndarray, ext_tokens: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Bonus of each beam prefix ``[rows]`` and of each prefix + extension token ``[rows, width]``."""
+        graph, after = self._graph, self._after
+        states = [self._trie.hot[node] for node in nodes.tolist()]
+        stay = np.array([graph.bonus(state) for state in states])
+        # a token no hotword contains sends a prefix back to the root: it keeps only what it banked
+        ext = np.repeat(np.array([state.banked for state in states])[:, None], ext_tokens.shape[0], axis=1)
+        for col in np.flatnonzero(np.isin(ext_tokens, self._tokens)).tolist():
+            token = int(ext_tokens[col])
+            for row, state in enumerate(states):
+                key = (state, token)
+                value = after.get(key)
+                if value is None:
+                    value = after[key] = graph.bonus(graph.step(state, token))
+                ext[row, col] = value
+        return stay, ext
 
 
 @dataclass
@@ -318,9 +356,9 @@ def _death_guard_pid() -> int | None:
     return os.getpid() if threading.current_thread() is threading.main_thread() else None
 
 
-def _worker_search(frames: PrunedFrames) -> Hypothesis:
+def _worker_search(job: tuple[PrunedFrames, HotwordGraph | None]) -> Hypothesis:
     assert _WORKER_SEARCH is not None, "worker was not initialised"
-    return _WORKER_SEARCH.search(frames)
+    return _WORKER_SEARCH.search(*job)
 
 
 class BeamSearchDecoder:
@@ -330,14 +368,18 @@ class BeamSearchDecoder:
     overrides :func:`detect_lm_token`. A word outside the LM vocabulary scores ``oov_log10``
     (PPASR's -1000 by default; ``None`` keeps KenLM's ``<unk>`` estimate). Worker processes are started on
     the first parallel batch and load the LM once; call :meth:`close` (or use ``with``) to
-    stop them.
+    stop them. ``hotwords`` (text, weight per token) bias every search; see :mod:`ppasr.decode.hotwords`.
     """
 
     def __init__(self, vocabulary: list[str], alpha: float = 1.2, beta: float = 0.35,
                  beam_size: int = 10, cutoff_prob: float = 1.0, cutoff_top_n: int = 40,
                  lang_model_path: str | None = None, num_processes: int = 8,
-                 lm_token: str | None = None, oov_log10: float | None = OOV_LOG10) -> None:
+                 lm_token: str | None = None, oov_log10: float | None = OOV_LOG10,
+                 hotwords: list[tuple[str, float]] | None = None, hotword_weight: float = 2.0) -> None:
         self._pool: Any = None
+        self.hotwords = list(hotwords or [])  # the default list; a call may bring its own graph
+        self.hotword_weight = hotword_weight  # for hotwords a caller gives without a weight
+        self._graph = compile_hotwords(self.hotwords, vocabulary)
         self.config = SearchConfig(
             vocabulary=tuple(vocabulary), beam_size=beam_size, alpha=alpha, beta=beta,
             lang_model_path=lang_model_path, lm_token=lm_token or detect_lm_token(vocabulary, lang_model_path),
@@ -347,15 +389,18 @@ class BeamSearchDecoder:
         self.num_processes = num_processes
         self._search = PrefixBeamSearch(self.config)
 
-    def decode(self, probs: np.ndarray, lengths: np.ndarray) -> list[Hypothesis]:
-        """Best hypothesis of every utterance of a ``[B, T, V]`` batch, each over its own valid frames."""
+    def decode(self, probs: np.ndarray, lengths: np.ndarray, hotwords: HotwordGraph | None = None) -> list[Hypothesis]:
+        """Best hypothesis of every utterance of a ``[B, T, V]`` batch, each over its own valid frames;
+        ``hotwords`` (a graph from :func:`ppasr.decode.hotwords.compile_hotwords`) replaces the decoder's own
+        hotwords for this call."""
+        hotwords = hotwords if hotwords is not None else self._graph
         probs, lengths = check_batch(probs, lengths)
         if probs.shape[2] != len(self.config.vocabulary):
             raise ValueError(f"probs have {probs.shape[2]} classes, "
                              f"vocabulary {len(self.config.vocabulary)}")
         utterances = prune_frames(probs, lengths, self.cutoff_prob, self.cutoff_top_n)
         if self.num_processes <= 1 or len(utterances) <= 1:
-            return [self._search.search(frames) for frames in utterances]
+            return [self._search.search(frames, hotwords) for frames in utterances]
         if self._pool is None:
             # fork starts workers at once, without re-importing the caller's script (spawn
             # would, e.g. Paddle for every worker), and they inherit the searcher with its LM
@@ -367,7 +412,7 @@ class BeamSearchDecoder:
             context = multiprocessing.get_context("fork" if fork else "spawn")
             self._pool = context.Pool(self.num_processes, initializer=_worker_init,
                                       initargs=(_death_guard_pid(), None if fork else self.config))
-        return self._pool.map(_worker_search, utterances, chunksize=1)
+        return self._pool.map(_worker_search, [(frames, hotwords) for frames in utterances], chunksize=1)
 
     def close(self) -> None:
         """Stop the worker processes, if any were started: they finish and exit on their own

@@ -21,6 +21,9 @@ class DecodeOptions:
     cutoff_top_n: int = 40
     lang_model_path: str | None = None
     num_proc_bsearch: int = 1
+    hotwords: str | None = None  # comma-separated
+    hotwords_file: str | None = None  # one per line, optional weight
+    hotword_weight: float = 2.0
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import bisect
 from typing import Any
 
+from ppasr.decode.hotwords import ROOT, HotwordGraph, HotwordState
 from ppasr.decode.options import SearchConfig
 
 
@@ -23,8 +24,10 @@ class PrefixTrie:
     """
 
     def __init__(self, vocabulary: tuple[str, ...], model: Any, config: SearchConfig,
-                 lm_words: list[str] | None) -> None:
+                 lm_words: list[str] | None, hotwords: HotwordGraph | None = None) -> None:
         self._vocabulary = vocabulary
+        self.hotwords = hotwords
+        self.hot: list[HotwordState] = [ROOT]  # each node's place in the hotword graph
         self._stride = len(vocabulary) + 1
         self._model = model
         self._lm_words = lm_words
@@ -146,6 +149,7 @@ class PrefixTrie:
                 self.state.append(state)
                 self.partial.append(partial)
                 self.partial_state.append(partial_state)
+                self.hot.append(self.hotwords.step(self.hot[node], token) if self.hotwords else ROOT)
             out.append(child)
         return out
 

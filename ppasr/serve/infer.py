@@ -17,6 +17,7 @@ import numpy as np
 from ppasr.data.audio import AudioError, normalize_gain, read_audio
 from ppasr.data.features import AudioFeaturizer
 from ppasr.data.text import to_arabic_numerals
+from ppasr.decode.hotwords import HotwordGraph
 from ppasr.decode.hypothesis import Hypothesis, Timestamp, numerals_with_times, timestamps
 from ppasr.decode.options import DecodeOptions
 from ppasr.decode.text_decoder import Decoder, build_decoder, decode_one
@@ -165,9 +166,10 @@ def transcript(predictor: Predictor, hypothesis: Hypothesis, to_an: bool, start_
 
 
 def transcribe_segments(predictor: Predictor, samples: np.ndarray, decoder: Decoder, to_an: bool,
-                        long_audio: bool, vad: str = "webrtc") -> list[Transcript]:
+                        long_audio: bool, vad: str = "webrtc", hotwords: HotwordGraph | None = None) -> list[Transcript]:
     """The clip's transcript, or one per speech segment ``vad`` finds in long audio (segments that
-    decode to no text are dropped: they would only join the result with empty ``，``)."""
+    decode to no text are dropped: they would only join the result with empty ``，``); ``hotwords``
+    replace the decoder's own (beam search only)."""
     sample_rate = predictor.feature_config.sample_rate
     ranges = split_on_silence(samples, sample_rate, vad) if long_audio else [(0, len(samples))]
     minimum = 4 * int(sample_rate * predictor.feature_config.window_ms / 1000)
@@ -178,7 +180,7 @@ def transcribe_segments(predictor: Predictor, samples: np.ndarray, decoder: Deco
         probs = predictor.probabilities(samples[start:end], sample_rate)
         if probs.shape[0] == 0:
             continue
-        hypothesis = decode_one(decoder, probs)
+        hypothesis = decode_one(decoder, probs, hotwords)
         if long_audio and not hypothesis.text:
             continue
         results.append(transcript(predictor, hypothesis, to_an, 1000.0 * start / sample_rate,

@@ -53,7 +53,9 @@ from starlette.requests import ClientDisconnect
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from ppasr.data.audio import AudioError, AudioTooLarge, DecodeLimits, read_untrusted_audio
+from ppasr.decode.beam_search import BeamSearchDecoder
 from ppasr.decode.greedy import IncrementalGreedyDecoder
+from ppasr.decode.hotwords import HotwordGraph, compile_hotwords, parse_hotwords
 from ppasr.decode.options import DecodeOptions
 from ppasr.decode.text_decoder import Decoder, build_decoder
 from ppasr.logger import logger, setup_logging
@@ -75,6 +77,7 @@ INTERNAL_ERROR = 6
 FORBIDDEN = 7  # a foreign page's Origin, or a missing/wrong --token
 IDLE = 8  # a stream that sent no audio for --stream_idle_seconds
 
+HOTWORD_GRAPHS_KEPT = 32  # compiled hotword lists a server remembers
 WS_MAX_FRAME_BYTES = 1024 * 1024  # 32 s of PCM in one frame; uvicorn's default was 16 MiB
 INBOX_MAX_MESSAGES = 256  # per stream, besides the byte budget
 MESSAGE_OVERHEAD = 256  # bytes a queued message costs besides its payload (zero-byte frames are not free)
@@ -97,6 +100,8 @@ class Limits:
     stream_idle_seconds: float  # a stream that sends no audio that long is closed
     allowed_origins: tuple[str, ...]  # besides the same origin; "*" = every origin (PPASR)
     token: str | None
+    max_hotwords: int  # per request, besides the server's own
+    max_hotword_chars: int
 
     def decode_limits(self) -> DecodeLimits:
         return DecodeLimits(self.max_channels, self.max_sample_rate, self.max_decoded_samples, self.max_audio_seconds)
@@ -124,13 +129,16 @@ class ServeOptions:
     stream_idle_seconds: float
     allowed_origins: str  # comma-separated
     token: str | None
+    max_hotwords: int
+    max_hotword_chars: int
 
     def limits(self) -> Limits:
         origins = tuple(origin.strip() for origin in self.allowed_origins.split(",") if origin.strip())
         return Limits(max_upload_bytes=int(self.max_upload_mb * 1024 * 1024), max_audio_seconds=self.max_audio_seconds,
                       max_streams=self.max_streams, max_uploads=self.max_uploads, max_channels=self.max_channels,
                       max_sample_rate=self.max_sample_rate, max_decoded_samples=self.max_decoded_samples,
-                      stream_idle_seconds=self.stream_idle_seconds, allowed_origins=origins, token=self.token)
+                      stream_idle_seconds=self.stream_idle_seconds, allowed_origins=origins, token=self.token,
+                      max_hotwords=self.max_hotwords, max_hotword_chars=self.max_hotword_chars)
 
 
 class ClientError(Exception):
@@ -151,6 +159,7 @@ class Recognizer:
         self.vad = vad
         self.limits = limits
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ppasr-model")
+        self._graphs: collections.OrderedDict[tuple, HotwordGraph | None] = collections.OrderedDict()
 
     async def run(self, fn: Callable[..., T], *args) -> T:
         """Run ``fn(*args)`` on the model thread and await its result."""
@@ -159,7 +168,42 @@ class Recognizer:
     def close(self) -> None:
         self._worker.shutdown(wait=True, cancel_futures=True)
 
-    def recognize_file(self, data: bytes, long_audio: bool) -> list[Transcript]:
+    def hotwords(self, requested: str | list | None) -> HotwordGraph | None:
+        """The graph of a request's hotwords (a comma-separated string or a list of strings) together with
+        the server's own; None when the request names none (the decoder's own apply). Capped in count and
+        length; the last graphs are kept for clients that send the same list again."""
+        if requested is None:
+            return None
+        if isinstance(requested, str):
+            words = [word for word, _ in parse_hotwords(requested, 0.0)]
+        elif isinstance(requested, list) and all(isinstance(word, str) for word in requested):
+            words = [word.strip() for word in requested if word.strip()]
+        else:
+            raise ClientError(BAD_MESSAGE, "hotwords must be a comma-separated string or a list of strings")
+        if not words:
+            return None
+        if not isinstance(self.decoder, BeamSearchDecoder):
+            raise ClientError(BAD_MESSAGE, "hotwords need a server started with --decoder=ctc_beam_search")
+        key = tuple(words)
+        if key in self._graphs:
+            self._graphs.move_to_end(key)
+            return self._graphs[key]
+        weight = self.decoder.hotword_weight
+        try:
+            own = compile_hotwords([(word, weight) for word in words], self.predictor.vocabulary,
+                                   self.limits.max_hotwords, self.limits.max_hotword_chars, warn=False)
+        except ValueError as e:
+            raise ClientError(BAD_MESSAGE, str(e)) from None
+        graph = None  # none of them can be spelt: the server's own apply
+        if own is not None:
+            graph = compile_hotwords(self.decoder.hotwords + [(word, weight) for word in words],
+                                     self.predictor.vocabulary, warn=False)
+        self._graphs[key] = graph
+        if len(self._graphs) > HOTWORD_GRAPHS_KEPT:
+            self._graphs.popitem(last=False)
+        return graph
+
+    def recognize_file(self, data: bytes, long_audio: bool, hotwords: HotwordGraph | None = None) -> list[Transcript]:
         """The transcripts of an uploaded file (any soundfile format, rate and channels): one, or one per
         speech segment of long audio."""
         try:
@@ -167,7 +211,8 @@ class Recognizer:
                                            self.limits.decode_limits())
         except AudioTooLarge as e:
             raise ClientError(TOO_LARGE, str(e), 413) from None
-        return transcribe_segments(self.predictor, samples, self.decoder, self.to_an, long_audio, self.vad)
+        return transcribe_segments(self.predictor, samples, self.decoder, self.to_an, long_audio, self.vad,
+                                   hotwords)
 
     def open_utterance(self) -> StreamedUtterance:
         return StreamedUtterance(self)
@@ -202,12 +247,12 @@ class StreamedUtterance:
                                   self._recognizer.to_an)
         return self._result
 
-    def finish(self) -> list[Transcript]:
+    def finish(self, hotwords: HotwordGraph | None = None) -> list[Transcript]:
         """The final transcript of the whole utterance (none for audio too short to decode)."""
         samples = np.concatenate(self._samples) if self._samples else np.zeros(0, dtype=np.float32)
         self._samples = []
         return transcribe_segments(self._recognizer.predictor, samples, self._recognizer.decoder,
-                                   self._recognizer.to_an, long_audio=False)
+                                   self._recognizer.to_an, long_audio=False, hotwords=hotwords)
 
 
 def error_body(code: int, msg: str) -> dict:
@@ -300,7 +345,8 @@ def create_app(recognizer: Recognizer) -> FastAPI:
         uploads += 1
         try:
             data, fields = await read_upload(request, limits.max_upload_bytes)
-            results = await recognizer.run(recognizer.recognize_file, data, long_audio)
+            hotwords = recognizer.hotwords(fields.get("hotwords", request.query_params.get("hotwords")))
+            results = await recognizer.run(recognizer.recognize_file, data, long_audio, hotwords)
         except ClientError as e:
             return JSONResponse(error_body(e.code, e.msg), status_code=e.status)
         except ClientDisconnect:  # the client left (or was dropped by --body_timeout) mid-body
@@ -477,6 +523,7 @@ async def serve_stream(websocket: WebSocket, recognizer: Recognizer) -> None:
 async def answer_messages(websocket: WebSocket, recognizer: Recognizer, inbox: Inbox, max_samples: int) -> None:
     utterance: StreamedUtterance | None = None
     with_times = False  # what the last start message asked for
+    hotwords: HotwordGraph | None = None
     odd_byte = b""  # a frame may split a 16-bit sample
     idle = recognizer.limits.stream_idle_seconds
     last_audio = time.monotonic()
@@ -517,10 +564,16 @@ async def answer_messages(websocket: WebSocket, recognizer: Recognizer, inbox: I
                                    'the text frame {"end": true} or a start message {"timestamps": true}', 1003)
             return
         if control.get("end") is not True:
-            with_times = control["timestamps"]
+            with_times = control.get("timestamps", with_times)
+            if "hotwords" in control:
+                try:
+                    hotwords = recognizer.hotwords(control["hotwords"])
+                except ClientError as e:
+                    await close_with_error(websocket, e.code, e.msg, 1003)
+                    return
             continue
         utterance = utterance or await recognizer.run(recognizer.open_utterance)
-        results = await recognizer.run(utterance.finish)
+        results = await recognizer.run(utterance.finish, hotwords)
         score, text = joined_result(results)
         logger.info(f"流式识别 ({utterance.samples / PCM_SAMPLE_RATE:.1f} s)，识别结果：{text}， 得分: {score:f}")
         answer = {"code": 0, "is_end": True, "result": text, "score": round(score, 3)}
@@ -531,8 +584,8 @@ async def answer_messages(websocket: WebSocket, recognizer: Recognizer, inbox: I
 
 
 def control_message(text: str | None) -> dict | None:
-    """A valid text frame as a dict: ``{"end": true}`` or a start message ``{"timestamps": <bool>}``;
-    None for anything else."""
+    """A valid text frame as a dict: ``{"end": true}`` or a start message with ``"timestamps": <bool>`` and/or
+    ``"hotwords": <string or list>``; None for anything else."""
     try:
         message = json.loads(text) if text else None
     except ValueError:
@@ -541,7 +594,7 @@ def control_message(text: str | None) -> dict | None:
         return None
     if message.get("end") is True:
         return message
-    if set(message) == {"timestamps"} and isinstance(message["timestamps"], bool):
+    if message and set(message) <= {"timestamps", "hotwords"} and isinstance(message.get("timestamps", False), bool):
         return message
     return None
 

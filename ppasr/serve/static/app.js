@@ -101,7 +101,10 @@ function openSocket() {
   socket.binaryType = 'arraybuffer';
   return new Promise((resolve, reject) => {
     socket.onopen = () => {
-      socket.send(JSON.stringify({ timestamps: true })); // start message: answers carry the times
+      // start message: answers carry the times; the final result is biased towards the hotwords
+      const start = { timestamps: true };
+      if ($('hotwords').value.trim()) start.hotwords = $('hotwords').value.trim();
+      socket.send(JSON.stringify(start));
       resolve(socket);
     };
     socket.onerror = () => reject(new Error('无法连接服务器 (cannot connect to the server)'));
@@ -205,6 +208,7 @@ async function uploadFile(event) {
   const body = new FormData();
   body.append('audio', file);
   body.append('timestamps', 'true');
+  if ($('hotwords').value.trim()) body.append('hotwords', $('hotwords').value.trim());
   const url = ($('long-audio').checked ? '/recognition_long_audio' : '/recognition') + location.search;  // ?token=…
   $('upload').disabled = true;
   $('upload-result').textContent = '';
