@@ -220,7 +220,7 @@ def _decoding(p: FlagParser, parallel: bool = True) -> None:
     _beam_search(p, parallel=parallel)
     _add(p, "hotwords", none_or_str, None, "热词，用逗号分隔 (names and terms to prefer; beam search only).")
     _add(p, "hotwords_file", none_or_str, None, "热词文件：每行一个热词，可在其后加空格和权重 (UTF-8).")
-    _add(p, "hotword_weight", real(0.0, low_open=True), 2.0,
+    _add(p, "hotword_weight", real(0.0, low_open=True), 4.0,
          "热词的奖励分数 (per matched token, natural-log units; taken back if the hotword is left unfinished).")
     p.checks.append(_hotwords_need_beam_search)
 

@@ -375,7 +375,7 @@ class BeamSearchDecoder:
                  beam_size: int = 10, cutoff_prob: float = 1.0, cutoff_top_n: int = 40,
                  lang_model_path: str | None = None, num_processes: int = 8,
                  lm_token: str | None = None, oov_log10: float | None = OOV_LOG10,
-                 hotwords: list[tuple[str, float]] | None = None, hotword_weight: float = 2.0) -> None:
+                 hotwords: list[tuple[str, float]] | None = None, hotword_weight: float = 4.0) -> None:
         self._pool: Any = None
         self.hotwords = list(hotwords or [])  # the default list; a call may bring its own graph
         self.hotword_weight = hotword_weight  # for hotwords a caller gives without a weight

@@ -23,7 +23,7 @@ class DecodeOptions:
     num_proc_bsearch: int = 1
     hotwords: str | None = None  # comma-separated
     hotwords_file: str | None = None  # one per line, optional weight
-    hotword_weight: float = 2.0
+    hotword_weight: float = 4.0
 
 
 @dataclass(frozen=True)
