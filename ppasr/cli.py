@@ -416,7 +416,7 @@ def noise_download_parser(corpus: Corpus) -> FlagParser:
 def generate_audio_parser() -> FlagParser:
     from ppasr.demo.espeak import BACKENDS
     from ppasr.demo.grammar import GRAMMARS, LANGUAGES
-    from ppasr.demo.synth import SPLITS
+    from ppasr.demo.synth import ENGINES, SPLITS
 
     p = FlagParser(description="Generate a synthetic speech corpus (eSpeak NG) with a PPASR annotation file.")
     _add(p, "num_samples", integer(1), 3000, "utterances to generate.")
@@ -435,6 +435,8 @@ def generate_audio_parser() -> FlagParser:
     _add(p, "num_workers", integer(1), None, "synthesis processes (None: the number of CPUs).")
     _add(p, "backend", str, "auto", "eSpeak NG from pip espeakng-loader ('library') or the espeak-ng program "
          "('cli'); 'auto' prefers the library.", choices=BACKENDS)
+    _add(p, "engine", str, "espeak", "espeak: eSpeak NG voices; kokoro: the Kokoro-82M neural Mandarin speakers "
+         "(requirements-kokoro.txt; 5 train, 2 held out for unseen); mixed: half each.", choices=ENGINES)
     return p
 
 

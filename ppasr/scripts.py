@@ -134,7 +134,8 @@ def generate_audio() -> None:
         try:
             annotation = generate_corpus(args.num_samples, seed=args.seed, language=args.language,
                                          grammar=args.grammar, name=args.name, output_dir=args.output_dir,
-                                         num_workers=args.num_workers, backend=args.backend, split=args.split)
+                                         num_workers=args.num_workers, backend=args.backend, split=args.split,
+                                         engine=args.engine)
             noise = generate_noise(args.noise_clips, seed=args.seed, language=args.language, grammar=args.grammar,
                                    name=args.name, output_dir=args.output_dir,
                                    backend=args.backend) if args.noise_clips else None

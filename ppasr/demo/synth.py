@@ -31,6 +31,7 @@ import numpy as np
 
 from ppasr.demo.espeak import Engine, EngineConfig, EspeakError, create_engine, open_engine, speech_text
 from ppasr.demo.grammar import LANGUAGES, get_grammar
+from ppasr.demo.kokoro import SPEAKERS as KOKORO_SPEAKERS, SPEEDS as KOKORO_SPEEDS, KokoroEngine
 from ppasr.errors import UserError
 
 
@@ -114,21 +115,41 @@ class SynthesisPlan:
     trail: float
     noise_db: float
     seed: int
+    engine: str = "espeak"  # or "kokoro": then ``voice`` is a Kokoro speaker and ``rate`` its speed in percent
+
+
+ENGINES = ("espeak", "kokoro", "mixed")
+KOKORO_SHARE = 0.5  # of a mixed corpus
 
 
 def plan_utterances(sentences: Sequence[str], paths: Sequence[str], seed: int, language: str,
-                    split: str, installed: set[str]) -> list[SynthesisPlan]:
+                    split: str, installed: set[str], engine: str = "espeak") -> list[SynthesisPlan]:
     """Per-utterance voice and signal parameters, each from its own ``(seed, split, index)`` RNG.
 
-    Voices are the split's variants that ``installed`` (the engine's variant names) has.
+    eSpeak voices are the split's variants that ``installed`` (the engine's variant names) has; Kokoro
+    speakers are the split's (:data:`ppasr.demo.kokoro.SPEAKERS`). ``mixed`` draws the engine per utterance
+    from a separate RNG, so the eSpeak utterances of a seed are the same whatever the engine.
     """
     spec = SPLITS[split]
     variants = [v for v in spec.variants if v in installed]
-    if not variants:
+    if not variants and engine != "kokoro":
         raise EspeakError(f"eSpeak NG has none of the voice variants of the {split!r} split")
+    if engine != "espeak" and language != "zh":
+        raise UserError("the Kokoro voices speak Mandarin only (--language=zh)")
     plans = []
     for index, (sentence, path) in enumerate(zip(sentences, paths, strict=True)):
         rng = np.random.default_rng([seed, list(SPLITS).index(split), index])
+        neural = engine == "kokoro" or (engine == "mixed" and np.random.default_rng(
+            [seed, list(SPLITS).index(split), index, 1]).random() < KOKORO_SHARE)
+        if neural:
+            speakers = KOKORO_SPEAKERS[split]
+            plans.append(SynthesisPlan(
+                path=path, text=sentence, speech=sentence, voice=speakers[int(rng.integers(len(speakers)))],
+                rate=int(round(100 * rng.uniform(*KOKORO_SPEEDS[split]))), pitch=0,
+                gain=float(rng.uniform(*GAIN_RANGE)), lead=float(rng.uniform(*PAD_RANGE)),
+                trail=float(rng.uniform(*PAD_RANGE)), noise_db=float(rng.uniform(*NOISE_DB_RANGE)),
+                seed=int(rng.integers(2**31)), engine="kokoro"))
+            continue
         voice = VOICES[language][int(rng.integers(len(VOICES[language])))]
         voice += "+" + variants[int(rng.integers(len(variants)))]
         plans.append(SynthesisPlan(
@@ -156,13 +177,20 @@ def trim_silence(samples: np.ndarray, sample_rate: int, threshold_db: float = -4
     return samples[max(0, loud[0] * frame - keep):min(len(samples), (loud[-1] + 1) * frame + keep)]
 
 
-def render(utterance: SynthesisPlan, engine: Engine) -> np.ndarray:
-    """Synthesise, trim, resample to 16 kHz, level, pad and dither: int16 samples."""
+def render(utterance: SynthesisPlan, engine: Engine | None, neural: KokoroEngine | None = None) -> np.ndarray:
+    """Synthesise (eSpeak ``engine`` or Kokoro ``neural``), trim, resample to 16 kHz, level, pad and dither:
+    int16 samples."""
     import soxr
 
-    raw, rate = engine.synthesize(utterance.speech, utterance.voice, utterance.rate, utterance.pitch,
-                                  utterance.seed)
-    audio = trim_silence(raw.astype(np.float32) / 32768.0, rate)
+    if utterance.engine == "kokoro":
+        if neural is None:
+            raise ValueError("a Kokoro utterance needs the Kokoro engine")
+        raw, rate = neural.synthesize(utterance.speech, utterance.voice, utterance.rate / 100), SAMPLE_RATE
+        audio = trim_silence(raw, rate)
+    else:
+        raw, rate = engine.synthesize(utterance.speech, utterance.voice, utterance.rate, utterance.pitch,
+                                      utterance.seed)
+        audio = trim_silence(raw.astype(np.float32) / 32768.0, rate)
     if not np.any(audio):
         raise EspeakError(f"eSpeak produced silence for {utterance.text!r} ({utterance.voice})")
     if rate != SAMPLE_RATE:
@@ -249,21 +277,24 @@ def generate_noise(num_clips: int, seed: int = 0, language: str = "zh", grammar:
 
 
 _worker_engine: Engine | None = None
+_worker_kokoro: KokoroEngine | None = None
 
 
-def _init_worker(config: EngineConfig) -> None:
-    global _worker_engine
+def _init_worker(config: EngineConfig, neural: bool) -> None:
+    global _worker_engine, _worker_kokoro
     _worker_engine = create_engine(config)
+    _worker_kokoro = KokoroEngine() if neural else None
 
 
 def _render_to_file(utterance: SynthesisPlan) -> None:
     assert _worker_engine is not None, "worker not initialised"
-    write_wav(utterance.path, render(utterance, _worker_engine))
+    write_wav(utterance.path, render(utterance, _worker_engine, _worker_kokoro))
 
 
 def generate_corpus(num_samples: int, seed: int = 0, language: str = "zh", grammar: str = "demo",
                     name: str = "demo", output_dir: str = "dataset", num_workers: int | None = None,
-                    backend: str = "auto", progress: bool = True, split: str = "train") -> str:
+                    backend: str = "auto", progress: bool = True, split: str = "train",
+                    engine: str = "espeak") -> str:
     """Synthesise ``num_samples`` utterances of a split and write PPASR's annotation file.
 
     ``train``: audio goes to ``<output_dir>/audio/<name>/<name>_000001.wav`` ... and the annotation
@@ -271,7 +302,8 @@ def generate_corpus(num_samples: int, seed: int = 0, language: str = "zh", gramm
     ``unseen``: audio goes to ``audio/<name>_<split>/`` and the lines into ``annotation/test.txt``
     (create_data.py's test set), replacing that folder's earlier lines and keeping all others.
     Paths are as written here (relative to the current directory unless ``output_dir`` is
-    absolute). Identical arguments give identical files, whatever ``num_workers`` is.
+    absolute). Identical arguments give identical files, whatever ``num_workers`` is. ``engine``: eSpeak NG,
+    the Kokoro neural voices, or ``mixed`` (half each).
     Returns the annotation path.
     """
     from ppasr.data.prepare import TEST_ANNOTATION, merge_test_lines, write_lines
@@ -294,18 +326,21 @@ def generate_corpus(num_samples: int, seed: int = 0, language: str = "zh", gramm
     paths = [os.path.join(audio_dir, f"{folder}_{i:06d}.wav") for i in range(1, num_samples + 1)]
     workers = max(1, min(num_workers or os.cpu_count() or 1, num_samples))
     with open_engine(backend) as config:
-        plans = plan_utterances(sentences, paths, seed, language, split, create_engine(config).variants())
+        plans = plan_utterances(sentences, paths, seed, language, split, create_engine(config).variants(), engine)
+        neural = any(plan.engine == "kokoro" for plan in plans)
+        if neural:
+            KokoroEngine()  # fetch and check the model and voices once, before the workers start
         bar = tqdm(total=num_samples, unit="utt", desc=f"synthesising {folder}", disable=not progress)
         if workers == 1:
-            engine = create_engine(config)
+            espeak, kokoro = create_engine(config), KokoroEngine() if neural else None
             for plan in plans:
-                write_wav(plan.path, render(plan, engine))
+                write_wav(plan.path, render(plan, espeak, kokoro))
                 bar.update()
         else:
             context = multiprocessing.get_context("spawn")  # no inherited library or thread state
             chunk = max(1, min(16, num_samples // (workers * 8)))
             # recycled now and then: each library reload leaks a couple of KB inside eSpeak/libdl
-            with context.Pool(workers, initializer=_init_worker, initargs=(config,),
+            with context.Pool(workers, initializer=_init_worker, initargs=(config, neural),
                               maxtasksperchild=5000) as pool:
                 for _ in pool.imap_unordered(_render_to_file, plans, chunksize=chunk):
                     bar.update()

@@ -13,7 +13,8 @@ size; each binary frame gets exactly one answer ``{"code": 0, "is_end": false, "
 true, "result": <text>, "score": <number>}``; the socket then stays open for the next utterance.
 The text frame ``{"timestamps": true}`` (a start message, before or between utterances) adds
 ``"timestamps": [{"text", "start_ms", "end_ms"}, …]`` to the answers from then on (``false`` stops them);
-HTTP clients ask with the form field or query parameter ``timestamps=true``.
+HTTP clients ask with the form field or query parameter ``timestamps=true``. ``"hotwords"`` (a comma-separated
+string or a list) in a start message, or the HTTP field ``hotwords``, biases the final results (beam search).
 Errors are ``{"code": <non-zero>, "msg": <reason>}`` followed by a close.
 
 Every resource a client can make the server spend is capped (README "安全 / Security and limits"):
@@ -561,7 +562,7 @@ async def answer_messages(websocket: WebSocket, recognizer: Recognizer, inbox: I
         control = control_message(message.get("text"))
         if control is None:
             await close_with_error(websocket, BAD_MESSAGE, 'expected binary frames of 16 kHz mono 16-bit PCM, '
-                                   'the text frame {"end": true} or a start message {"timestamps": true}', 1003)
+                                   'the text frame {"end": true} or a start message {"timestamps": true, "hotwords": "…"}', 1003)
             return
         if control.get("end") is not True:
             with_times = control.get("timestamps", with_times)
