@@ -32,8 +32,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ppasr.data.augmentors import (NoisePerturb, ResamplePerturb, ShiftPerturb, SpeedPerturb, VolumePerturb,
-                                   check_params)
+from ppasr.data.augmentors import (NoisePerturb, ResamplePerturb, RoomReverb, ShiftPerturb, SpeedPerturb,
+                                   TelephoneBand, VolumePerturb, check_params)
 from ppasr.data.spec_augment import SpecAugment
 from ppasr.errors import UserError
 from ppasr.logger import logger
@@ -45,6 +45,8 @@ _AUDIO_AUGMENTORS: dict[str, type] = {
     "shift": ShiftPerturb,
     "volume": VolumePerturb,
     "resample": ResamplePerturb,
+    "reverb": RoomReverb,  # ours (not in PPASR): a synthesised room
+    "telephone": TelephoneBand,  # ours: a 300-3400 Hz channel with mu-law
 }
 _FEATURE_AUGMENTORS: dict[str, type] = {"specaug": SpecAugment}
 _ENTRY_KEYS = {"type", "params", "prob", "aug_type"}

@@ -1,4 +1,4 @@
-"""Audio-level augmentors (noise, speed, shift, volume, resample) and the parameter spec every augmentor declares.
+"""Audio-level augmentors (noise, speed, shift, volume, resample, reverb, telephone) and the parameter spec every augmentor declares.
 
 Each augmentor class lists its JSON ``params`` in ``PARAMS`` (name -> ``(kind, default)``), checked by
 :func:`check_params`; called with ``(samples, sample_rate, rng)`` it returns ``(samples, sample_rate)``.
@@ -273,3 +273,81 @@ class ResamplePerturb:
                  rng: np.random.Generator) -> tuple[np.ndarray, int]:
         """Return the resampled samples and the new rate."""
         return resample(samples, sample_rate, self.new_sample_rate), self.new_sample_rate
+
+
+def impulse_response(rt60: float, drr_db: float, sample_rate: int, rng: np.random.Generator) -> np.ndarray:
+    """A synthetic room impulse response: the direct sound, then a diffuse tail of Gaussian noise whose
+    amplitude falls 60 dB in ``rt60`` seconds, ``drr_db`` below the direct sound in energy."""
+    length = max(2, int(rt60 * sample_rate))
+    t = np.arange(length) / sample_rate
+    tail = rng.standard_normal(length) * np.exp(-6.908 * t / rt60)  # ln(1000): -60 dB of amplitude at rt60
+    delay = int(rng.uniform(0.002, 0.01) * sample_rate)  # first reflections arrive a few ms after the direct path
+    tail[:delay] = 0.0
+    tail *= np.sqrt(10 ** (-drr_db / 10) / max(np.sum(tail ** 2), 1e-12))
+    tail[0] = 1.0
+    return tail
+
+
+class RoomReverb:
+    """Reverberation of a synthesised room: reverberation time and direct-to-reverberant ratio drawn per
+    utterance. The output keeps the input's length and RMS level (the tail past the end is cut)."""
+
+    PARAMS = {"min_rt60": ("number", 0.2), "max_rt60": ("number", 0.8),
+              "min_drr_dB": ("number", 0.0), "max_drr_dB": ("number", 12.0)}
+
+    def __init__(self, min_rt60: float = 0.2, max_rt60: float = 0.8, min_drr_dB: float = 0.0,
+                 max_drr_dB: float = 12.0) -> None:
+        if min_rt60 <= 0:
+            raise ValueError(f"'min_rt60' must be > 0, got {min_rt60}")
+        check_range("min_rt60", min_rt60, "max_rt60", max_rt60)
+        check_range("min_drr_dB", min_drr_dB, "max_drr_dB", max_drr_dB)
+        self.rt60 = (min_rt60, max_rt60)
+        self.drr = (min_drr_dB, max_drr_dB)
+
+    def __call__(self, samples: np.ndarray, sample_rate: int,
+                 rng: np.random.Generator) -> tuple[np.ndarray, int]:
+        ir = impulse_response(rng.uniform(*self.rt60), rng.uniform(*self.drr), sample_rate, rng)
+        power = _power(samples)
+        if samples.size == 0 or power == 0:
+            return samples, sample_rate
+        size = samples.size + ir.size - 1
+        n = 1 << (size - 1).bit_length()
+        wet = np.fft.irfft(np.fft.rfft(samples, n) * np.fft.rfft(ir, n), n)[:samples.size]
+        wet *= np.sqrt(power / max(_power(wet), 1e-20))
+        return wet.astype(np.float32), sample_rate
+
+
+class TelephoneBand:
+    """A telephone channel: a band of roughly 300–3400 Hz (edges drawn per utterance), and optionally
+    G.711-style 8-bit μ-law quantisation of the band-limited signal."""
+
+    PARAMS = {"min_low_hz": ("number", 200.0), "max_low_hz": ("number", 400.0),
+              "min_high_hz": ("number", 3000.0), "max_high_hz": ("number", 3700.0), "mu_law": ("bool", True)}
+
+    def __init__(self, min_low_hz: float = 200.0, max_low_hz: float = 400.0, min_high_hz: float = 3000.0,
+                 max_high_hz: float = 3700.0, mu_law: bool = True) -> None:
+        check_range("min_low_hz", min_low_hz, "max_low_hz", max_low_hz)
+        check_range("min_high_hz", min_high_hz, "max_high_hz", max_high_hz)
+        check_range("max_low_hz", max_low_hz, "min_high_hz", min_high_hz)
+        if min_low_hz < 0:
+            raise ValueError(f"'min_low_hz' must be >= 0, got {min_low_hz}")
+        self.low = (min_low_hz, max_low_hz)
+        self.high = (min_high_hz, max_high_hz)
+        self.mu_law = mu_law
+
+    def __call__(self, samples: np.ndarray, sample_rate: int,
+                 rng: np.random.Generator) -> tuple[np.ndarray, int]:
+        low, high = rng.uniform(*self.low), rng.uniform(*self.high)
+        if samples.size == 0:
+            return samples, sample_rate
+        spectrum = np.fft.rfft(samples)
+        freqs = np.fft.rfftfreq(samples.size, 1.0 / sample_rate)
+        spectrum[(freqs < low) | (freqs > high)] = 0.0
+        band = np.fft.irfft(spectrum, samples.size)
+        if self.mu_law:
+            peak = float(np.max(np.abs(band)))
+            if peak > 0:
+                x = band / peak
+                coded = np.round(np.sign(x) * np.log1p(255 * np.abs(x)) / np.log(256) * 127) / 127
+                band = np.sign(coded) * np.expm1(np.abs(coded) * np.log(256)) / 255 * peak
+        return band.astype(np.float32), sample_rate
