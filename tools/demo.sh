@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
-# ppasr demo, end to end on CPU: install → synthesise a Mandarin corpus (eSpeak NG) → create_data.py
-# → train.py → build an in-domain LM → eval.py (greedy, then LM beam search) on two test sets:
-# in-distribution (training voices, new sentences) and unseen (held-out voices, sentence templates,
-# rates and pitches). Works in demo_run/ (or $PPASR_DEMO_DIR) and never touches your own dataset/ or models/.
+# ppasr demo, end to end on CPU: install → synthesise a Mandarin corpus (eSpeak NG voices and Kokoro-82M neural
+# speakers) → create_data.py → train.py → build an in-domain LM → eval.py (greedy, then LM beam search) on
+# in-distribution (training voices, new sentences), unseen eSpeak voices and templates, unseen Kokoro speakers,
+# and telephone-band and reverberant copies. Works in demo_run/ (or $PPASR_DEMO_DIR) and never touches your own
+# dataset/ or models/. Kokoro's model, voices and every utterance it speaks are cached (~/.cache/ppasr/kokoro or
+# $PPASR_CACHE_DIR/kokoro): a second run synthesises nothing with it.
 set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 WORK="${PPASR_DEMO_DIR:-$REPO/demo_run}"
-NUM_SAMPLES="${PPASR_DEMO_SAMPLES:-8000}"
+NUM_SAMPLES="${PPASR_DEMO_SAMPLES:-8000}"  # training utterances in all
+NUM_KOKORO="${PPASR_DEMO_KOKORO:-600}"  # of them spoken by the Kokoro speakers
 EPOCHS="${PPASR_DEMO_EPOCHS:-4}"
 SECONDS=0
 
@@ -18,26 +21,54 @@ fi
 rm -rf "$WORK" && mkdir -p "$WORK" && touch "$WORK/.ppasr_demo" && cd "$WORK"
 export PYTHONPATH="$REPO${PYTHONPATH:+:$PYTHONPATH}"
 
-echo "== 1/5 合成语音数据 (synthesise $NUM_SAMPLES training utterances, 100 test, 200 unseen-voice test, 50 noise clips) =="
+echo "== 1/5 合成语音数据 (synthesise $NUM_SAMPLES training utterances ($NUM_KOKORO by Kokoro), 100 test, 200 unseen-voice test, 100 unseen Kokoro speakers, 50 noise clips) =="
 GENERATE=(python3 "$REPO/tools/generate_audio.py" --seed=0 --language=zh --grammar=demo --name=demo)
-"${GENERATE[@]}" --num_samples="$NUM_SAMPLES" --split=train --noise_clips=50
+"${GENERATE[@]}" --num_samples="$((NUM_SAMPLES - NUM_KOKORO))" --split=train --noise_clips=50
 "${GENERATE[@]}" --num_samples=100 --split=test
 "${GENERATE[@]}" --num_samples=200 --split=unseen
+KOKORO=(python3 "$REPO/tools/generate_audio.py" --language=zh --grammar=demo --name=kokoro --engine=kokoro)
+"${KOKORO[@]}" --seed=1 --num_samples="$NUM_KOKORO" --split=train  # other sentences than eSpeak's seed 0
+"${KOKORO[@]}" --seed=0 --num_samples=100 --split=unseen
 
 echo "== 2/5 create_data.py =="
 python3 "$REPO/create_data.py" --feature_method=fbank --num_workers=2 --num_samples=1000
-python3 - <<'PY'
-import json
+python3 - "$REPO" <<'PY'
+import json, sys
+import numpy as np
+sys.path.insert(0, sys.argv[1])
+from ppasr.data.audio import read_audio
+from ppasr.data.augmentors import RoomReverb, TelephoneBand
+from ppasr.demo.synth import write_wav
 train = {json.loads(l)["text"] for l in open("dataset/manifest.train", encoding="utf-8")}
-tests = {"test": [], "unseen": []}
+tests = {"test": [], "unseen": [], "kokoro": []}
 for line in open("dataset/manifest.test", encoding="utf-8"):
-    tests["unseen" if "/demo_unseen/" in json.loads(line)["audio_filepath"] else "test"].append(line)
+    path = json.loads(line)["audio_filepath"]
+    tests["unseen" if "/demo_unseen/" in path else "kokoro" if "/kokoro_unseen/" in path else "test"].append(line)
 for name, lines in tests.items():
     with open(f"dataset/manifest.{name}", "w", encoding="utf-8") as out:
         out.writelines(lines)
     assert not train & {json.loads(l)["text"] for l in lines}, f"a {name} sentence occurs in training"
+# the same test sets through a telephone channel and in a reverberant room (seeded: the same files every run)
+channels = {"telephone": TelephoneBand(min_low_hz=300, max_low_hz=300, min_high_hz=3400, max_high_hz=3400),
+            "reverb": RoomReverb(min_rt60=0.4, max_rt60=0.8, min_drr_dB=0, max_drr_dB=6)}
+for name in ("test", "kokoro"):
+    for channel, augment in channels.items():
+        folder = f"dataset/audio/{name}_{channel}"
+        lines = []
+        for i, line in enumerate(tests[name]):
+            item = json.loads(line)
+            samples, rate = read_audio(item["audio_filepath"], 16000)
+            out, _ = augment(samples, rate, np.random.default_rng(i))
+            item["audio_filepath"] = f"{folder}/{i:04d}.wav"
+            import os; os.makedirs(folder, exist_ok=True)
+            write_wav(item["audio_filepath"], np.clip(np.round(out * 32767), -32768, 32767))
+            lines.append(json.dumps(item, ensure_ascii=False) + "\n")
+        with open(f"dataset/manifest.{name}_{channel}", "w", encoding="utf-8") as f:
+            f.writelines(lines)
 print(f"manifest.test: {len(tests['test'])} utterances (training voices), manifest.unseen: {len(tests['unseen'])} "
-      f"(held-out voices and templates); none of their sentences occurs in the {len(train)} training sentences")
+      f"(held-out eSpeak voices and templates), manifest.kokoro: {len(tests['kokoro'])} (held-out Kokoro speakers "
+      f"and templates), each of test and kokoro also through a telephone channel and a reverberant room; "
+      f"none of their sentences occurs in the {len(train)} training sentences")
 PY
 
 echo "== 3/5 train.py =="
@@ -51,9 +82,11 @@ python3 "$REPO/tools/build_lm.py" --manifest dataset/manifest.train --output lm/
 echo "== 5/5 eval.py =="
 MODEL=(--resume_model="models/deepspeech2/epoch_$EPOCHS/" --num_workers=1)  # sizes come from the checkpoint
 LM=(--decoder=ctc_beam_search --lang_model_path=lm/demo.arpa --alpha=1.1513 --beta=1.5 --num_proc_bsearch=2)
-for split in test unseen; do
+for split in test unseen kokoro test_telephone test_reverb kokoro_telephone kokoro_reverb; do
   python3 "$REPO/eval.py" "${MODEL[@]}" --test_manifest="dataset/manifest.$split" --decoder=ctc_greedy \
       --result_path="eval_${split}_greedy.jsonl" | tee "eval_${split}_greedy.log"
+done
+for split in test unseen kokoro; do
   python3 "$REPO/eval.py" "${MODEL[@]}" --test_manifest="dataset/manifest.$split" "${LM[@]}" \
       --result_path="eval_${split}_lm.jsonl" | tee "eval_${split}_lm.log"
 done
@@ -63,4 +96,7 @@ echo "======================================================================"
 echo "demo finished in $((SECONDS / 60)) min $((SECONDS % 60)) s (workspace: $WORK)"
 echo "test CER, training voices, new sentences:             greedy $(cer eval_test_greedy.log), with in-domain LM $(cer eval_test_lm.log)"
 echo "test CER, unseen voices and sentence templates:       greedy $(cer eval_unseen_greedy.log), with in-domain LM $(cer eval_unseen_lm.log)"
+echo "test CER, unseen Kokoro neural speakers and templates: greedy $(cer eval_kokoro_greedy.log), with in-domain LM $(cer eval_kokoro_lm.log)"
+echo "greedy CER through a telephone channel (300-3400 Hz, mu-law): test $(cer eval_test_telephone_greedy.log), Kokoro $(cer eval_kokoro_telephone_greedy.log)"
+echo "greedy CER in a reverberant room (RT60 0.4-0.8 s):           test $(cer eval_test_reverb_greedy.log), Kokoro $(cer eval_kokoro_reverb_greedy.log)"
 echo "======================================================================"
