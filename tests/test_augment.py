@@ -366,8 +366,8 @@ def test_reseed_rejects_bad_values():
 # ----------------------------------------------------------------------------- config
 
 @pytest.mark.parametrize("config, message", [
-    ([_entry("volume", min_gain_dBFS=0, max_gain_dBFS=1), _entry("reverb")],
-     r"entry 1 \(type 'reverb'\).*unknown augmentor type"),
+    ([_entry("volume", min_gain_dBFS=0, max_gain_dBFS=1), _entry("chorus")],
+     r"entry 1 \(type 'chorus'\).*unknown augmentor type"),
     ([_entry("volume", min_gain_dBFS=0, max_gain_dBFS=1, gain=3)], r"entry 0 .*unknown param.*'gain'"),
     ([_entry("shift", min_shift_ms=-5)], r"entry 0 .*missing required param 'max_shift_ms'"),
     ([_entry("volume", prob=1.5, min_gain_dBFS=0, max_gain_dBFS=1)], r"entry 0 .*'prob' must be"),

@@ -93,7 +93,7 @@ def manifest_line_without_duration(root: Path) -> None:
 
 
 def unknown_augmentor(root: Path) -> None:
-    (root / "conf/augmentation.json").write_text(json.dumps([{"type": "reverb", "params": {}, "prob": 1.0}]))
+    (root / "conf/augmentation.json").write_text(json.dumps([{"type": "chorus", "params": {}, "prob": 1.0}]))
 
 
 def remove(path: str) -> Callable[[Path], None]:
@@ -115,7 +115,7 @@ FILE_CASES = [
     ("augmentation.json malformed", "train.py", TRAIN_FAST, write("conf/augmentation.json", '[{"type": "speed",}]'),
      "invalid JSON in augmentation config file conf/augmentation.json"),
     ("augmentation.json unknown type", "train.py", TRAIN_FAST, unknown_augmentor,
-     "augmentation config file conf/augmentation.json: augmentation config entry 0 (type 'reverb'): "
+     "augmentation config file conf/augmentation.json: augmentation config entry 0 (type 'chorus'): "
      "unknown augmentor type"),
     ("vocabulary missing", "train.py", TRAIN_FAST, remove("dataset/vocabulary.txt"),
      "required file dataset/vocabulary.txt is missing; create it with `python3 create_data.py`"),

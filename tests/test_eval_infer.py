@@ -189,8 +189,10 @@ def test_infer_flags_are_ppasrs():
     from ppasr.cli import infer_parser
 
     args = vars(infer_parser().parse_args([]))
-    added = {name: args.pop(name) for name in ("backend", "num_threads", "vad", "print_timestamps")}  # issues 13, 19
-    assert added == {"backend": None, "num_threads": 0, "vad": "webrtc", "print_timestamps": False}
+    added = {name: args.pop(name) for name in ("backend", "num_threads", "vad", "print_timestamps", "hotwords",
+                                               "hotwords_file", "hotword_weight")}  # issues 13, 19
+    assert added == {"backend": None, "num_threads": 0, "vad": "webrtc", "print_timestamps": False, "hotwords": None,
+                     "hotwords_file": None, "hotword_weight": 4.0}
     assert args == {"wav_path": "./dataset/test.wav", "is_long_audio": False, "use_gpu": True, "to_an": True,
                     "beam_size": 10, "alpha": 1.2, "beta": 0.35, "cutoff_prob": 1.0, "cutoff_top_n": 40,
                     "vocab_path": "dataset/vocabulary.txt", "model_dir": "models/deepspeech2/infer/",

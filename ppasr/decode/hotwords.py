@@ -166,7 +166,7 @@ def compile_hotwords(hotwords: list[tuple[str, float]], vocabulary: list[str] | 
         if max_chars is not None and len(word) > max_chars:
             raise ValueError(f"hotword {word[:40]!r} has {len(word)} characters, at most {max_chars} allowed "
                              f"(--max_hotword_chars)")
-        missing = sorted({ch for ch in word if ch not in index})
+        missing = list(dict.fromkeys(ch for ch in word if ch not in index))  # in the word's order
         if missing:
             if warn:
                 logger.warning(f"hotword {word!r} skipped: the model's vocabulary has no {''.join(missing)!r}")
