@@ -4,10 +4,12 @@ the time each syllable (= character) starts, recognised by an exported model.
 eSpeak reports its first word at position 0, before the pause it speaks first; that character's true
 start is taken as the first 10 ms frame within 26 dB of the utterance's loudest one, when that is later.
 
-Per decoder and unit: the words (jieba's segmentation of the reference; a word's start is its first
-character's) and the characters whose recognised start could be compared (a hypothesis character aligned
-to an equal reference character), the mean absolute error of their start times, its median and 90th
-percentile, and the mean signed error (positive: the model places them late).
+Per decoder, for the times at the model's CTC spikes and at the syllable onsets that
+``ppasr.serve.syllables`` moves them to (what infer_path.py and the server report), and per unit: the
+words (jieba's segmentation of the reference; a word's start is its first character's) and the
+characters whose recognised start could be compared (a hypothesis character aligned to an equal
+reference character), the mean absolute error of their start times, its median and 90th percentile,
+and the mean signed error (positive: the model places them late).
 
     python3 bench/bench_timestamps.py --model_dir demo_run/models/deepspeech2/infer \
         --lang_model_path demo_run/lm/demo.arpa
@@ -123,7 +125,9 @@ def main() -> None:
     if args.lang_model_path:
         decoders["beam 10, LM"] = DecodeOptions(decoder="ctc_beam_search", lang_model_path=args.lang_model_path,
                                                alpha=1.1513, beta=1.5)
-    errors: dict[tuple[str, str], list[float]] = {(name, unit): [] for name in decoders for unit in ("word", "char")}
+    methods = ("CTC spikes", "syllables")
+    errors: dict[tuple[str, str, str], list[float]] = {(name, method, unit): [] for name in decoders
+                                                       for method in methods for unit in ("word", "char")}
     built = {name: build_decoder(options, predictor.vocabulary) for name, options in decoders.items()}
     sentences = sample_sentences(args.sentences, seed=args.seed, split=args.split)
     with open_engine("library") as config:
@@ -138,19 +142,21 @@ def main() -> None:
             words = word_starts(plan.text)
             probs = predictor.probabilities(samples, SAMPLE_RATE)
             for name, decoder in built.items():
-                units = transcript(predictor, decode_one(decoder, probs), to_an=False).timestamps
-                found = start_errors(plan.text, truth, units)
-                errors[name, "char"].extend(found.values())
-                errors[name, "word"].extend(error for index, error in found.items() if index in words)
+                hypothesis = decode_one(decoder, probs)
+                for method, audio in zip(methods, (None, samples)):
+                    units = transcript(predictor, hypothesis, to_an=False, samples=audio).timestamps
+                    found = start_errors(plan.text, truth, units)
+                    errors[name, method, "char"].extend(found.values())
+                    errors[name, method, "word"].extend(error for index, error in found.items() if index in words)
     reference_chars = sum(len(p.text) for p in plans)
     print(f"{used} of {len(plans)} {args.split} sentences ({reference_chars} characters), model {args.model_dir}, "
           f"output frame {predictor.frame_ms:g} ms")
-    print(f"| {'decoder':<15} | unit | timed | MAE start ms | median ms | p90 ms | mean signed ms |")
-    print(f"|{'-' * 17}|------|-------|--------------|-----------|--------|----------------|")
-    for (name, unit), values in errors.items():
+    print(f"| {'decoder':<15} | {'starts at':<10} | unit | timed | MAE start ms | median ms | p90 ms | mean signed ms |")
+    print(f"|{'-' * 17}|{'-' * 12}|------|-------|--------------|-----------|--------|----------------|")
+    for (name, method, unit), values in errors.items():
         e = np.array(values)
-        print(f"| {name:<15} | {unit:<4} | {len(e):>5} | {np.abs(e).mean():>12.1f} | {np.median(np.abs(e)):>9.1f} | "
-              f"{np.percentile(np.abs(e), 90):>6.1f} | {e.mean():>14.1f} |")
+        print(f"| {name:<15} | {method:<10} | {unit:<4} | {len(e):>5} | {np.abs(e).mean():>12.1f} | "
+              f"{np.median(np.abs(e)):>9.1f} | {np.percentile(np.abs(e), 90):>6.1f} | {e.mean():>14.1f} |")
     for decoder in built.values():
         decoder.close()
 

@@ -24,6 +24,7 @@ from ppasr.decode.text_decoder import Decoder, build_decoder, decode_one
 from ppasr.errors import UserError
 from ppasr.serve.backend import cuda_available, load_backend
 from ppasr.serve.export import MODEL_PREFIX, VOCAB_FILE, read_exported_model
+from ppasr.serve.syllables import snap_to_syllables
 from ppasr.serve.vad import split_on_silence
 from ppasr.utils import read_vocabulary
 
@@ -153,9 +154,13 @@ class Transcript:
 
 
 def transcript(predictor: Predictor, hypothesis: Hypothesis, to_an: bool, start_ms: float = 0.0,
-               end_ms: float | None = None) -> Transcript:
-    """A decoder's hypothesis as the user sees it, times shifted by the segment's start."""
+               end_ms: float | None = None, samples: np.ndarray | None = None) -> Transcript:
+    """A decoder's hypothesis as the user sees it, times shifted by the segment's start. With the
+    segment's ``samples``, Chinese characters start at their syllable onsets (:mod:`.syllables`);
+    without (streaming partial results), at the model's CTC spikes."""
     times = timestamps(hypothesis, predictor.vocabulary, predictor.frame_ms, start_ms)
+    if samples is not None:
+        times = snap_to_syllables(times, samples, predictor.feature_config.sample_rate, start_ms)
     if to_an:
         times = numerals_with_times(times)
     end = end_ms if end_ms is not None else start_ms + max((f[1] for f in hypothesis.frames), default=0) * \
@@ -184,7 +189,7 @@ def transcribe_segments(predictor: Predictor, samples: np.ndarray, decoder: Deco
         if long_audio and not hypothesis.text:
             continue
         results.append(transcript(predictor, hypothesis, to_an, 1000.0 * start / sample_rate,
-                                  1000.0 * end / sample_rate))
+                                  1000.0 * end / sample_rate, samples[start:end]))
     return results
 
 
