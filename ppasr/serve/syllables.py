@@ -21,6 +21,7 @@ from ppasr.decode.hypothesis import Timestamp
 HOP_MS = 10
 WINDOW_MS = 25
 SPEECH_RANGE_DB = 26.0  # frames within this of the loudest are speech
+MIN_RANGE_DB = 10.0  # a signal whose loudness varies less has no syllables to find
 VALLEY_PROMINENCE_DB = 3.0  # an energy dip at least this deep separates two syllables
 FULL_VALLEY_DB = 20.0  # a dip this deep (or a start after silence) is a certain syllable boundary
 MERGE_MS = 80  # onsets closer than this are one (no Mandarin syllable is shorter)
@@ -40,7 +41,7 @@ def energy_db(samples: np.ndarray, sample_rate: int) -> np.ndarray:
     power = np.abs(np.fft.rfft(frames * np.hanning(window), n_fft)) ** 2
     freqs = np.fft.rfftfreq(n_fft, 1.0 / sample_rate)
     band = power[:, (freqs >= 100) & (freqs <= 5000)].sum(axis=1)
-    return np.convolve(10.0 * np.log10(band + 1e-10), np.ones(3) / 3, mode="same")
+    return np.convolve(np.pad(10.0 * np.log10(band + 1e-10), 1, mode="edge"), np.ones(3) / 3, mode="valid")
 
 
 def syllable_onsets(energy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -48,7 +49,7 @@ def syllable_onsets(energy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     (certainty by depth) and every start of speech after silence (certain)."""
     from scipy.signal import find_peaks
 
-    if energy.size == 0:
+    if energy.size == 0 or energy.max() - energy.min() < MIN_RANGE_DB:  # silence, a steady tone: no syllables
         return np.zeros(0), np.zeros(0)
     threshold = energy.max() - SPEECH_RANGE_DB
     speech = energy > threshold
@@ -71,7 +72,7 @@ def syllable_onsets(energy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def model_lag(spikes: np.ndarray, onsets: np.ndarray) -> float:
     """How long after a syllable's onset this model emits it: the median distance from each spike
-    back to the nearest onset before it."""
+    back to the nearest onset before it (a lag longer than a syllable would read as a shorter one)."""
     before = np.searchsorted(onsets, spikes, side="right") - 1
     lags = (spikes - onsets[np.maximum(before, 0)])[before >= 0]
     return float(np.median(lags)) if lags.size else 0.0
