@@ -9,7 +9,7 @@ order with a dynamic programme: each character goes to an onset near its spike t
 the model's lag (estimated per utterance, so no constant tuned to one model), and leaving out a clear
 onset costs as much as a large time error. The CTC path keeps deciding which characters there are and
 roughly when; the audio decides exactly where each one starts. Ends: the next character's start, or
-where the speech pauses first if sooner.
+where a pause (150 ms of silence) begins if sooner.
 """
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ SPEECH_RANGE_DB = 26.0  # frames within this of the loudest are speech
 MIN_RANGE_DB = 10.0  # a signal whose loudness varies less has no syllables to find
 VALLEY_PROMINENCE_DB = 3.0  # an energy dip at least this deep separates two syllables
 FULL_VALLEY_DB = 20.0  # a dip this deep (or a start after silence) is a certain syllable boundary
+MIN_PAUSE_MS = 150  # a character ends where a silence this long begins
 MERGE_MS = 80  # onsets closer than this are one (no Mandarin syllable is shorter)
 MISS_COST_MS = 300.0  # a character's time error counts at most this much ...
 SKIP_COST_MS = 300.0  # ... and leaving out a certain boundary costs this much
@@ -105,6 +106,13 @@ def assign(targets: np.ndarray, onsets: np.ndarray, certainty: np.ndarray) -> np
     return chosen
 
 
+def pause_starts(speech: np.ndarray) -> np.ndarray:
+    """Where (ms) each pause of at least ``MIN_PAUSE_MS`` begins (shorter silences are stop closures)."""
+    edges = np.diff(np.concatenate([[1], speech.astype(np.int8), [1]]))
+    begins, ends = np.flatnonzero(edges == -1), np.flatnonzero(edges == 1)
+    return begins[(ends - begins) * HOP_MS >= MIN_PAUSE_MS] * float(HOP_MS)
+
+
 def snap_to_syllables(units: list[Timestamp], samples: np.ndarray, sample_rate: int,
                       offset_ms: float = 0.0) -> list[Timestamp]:
     """``units`` (times in the recording, ``samples`` starting at ``offset_ms``) with each Chinese
@@ -121,11 +129,10 @@ def snap_to_syllables(units: list[Timestamp], samples: np.ndarray, sample_rate: 
     targets = np.maximum(spikes - model_lag(spikes, onsets), 0.0)
     # fewer onsets than characters (syllables run together): each character at its spike less the lag
     starts = onsets[assign(targets, onsets, certainty)] if len(onsets) >= len(units) else targets
-    speech = energy > energy.max() - SPEECH_RANGE_DB
-    silent_from = np.flatnonzero(~speech) * HOP_MS  # frames where speech pauses
+    pauses = pause_starts(energy > energy.max() - SPEECH_RANGE_DB)
     out = []
     for i, unit in enumerate(units):
-        pause = silent_from[silent_from > starts[i]]
+        pause = pauses[pauses > starts[i]]
         end = min(starts[i + 1] if i + 1 < len(units) else np.inf,
                   pause[0] if pause.size else len(energy) * HOP_MS)
         end = max(end, starts[i] + HOP_MS)
