@@ -455,6 +455,14 @@ def build_lm_parser() -> FlagParser:
     return p
 
 
+def whisper_cer_parser() -> FlagParser:
+    p = FlagParser(description="Whisper-base's greedy CER on a manifest, beside the demo's model (optional peer).")
+    p.add_argument("--manifest", required=True, help="manifest to transcribe (JSON lines: audio_filepath, text)")
+    _add(p, "limit", integer(0), 0, "transcribe only the first N utterances (0: all).")
+    _add(p, "num_threads", integer(1), 2, "CPU threads for Whisper.")
+    return p
+
+
 def vdl_screenshot_parser() -> FlagParser:
     p = FlagParser(description="Serve a VisualDL log folder and screenshot its scalar page with headless Chromium.")
     _add(p, "logdir", str, "log", "the folder train.py logs into (served by VisualDL).")

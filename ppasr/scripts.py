@@ -123,6 +123,17 @@ def build_lm() -> None:
     run_main(job)
 
 
+def whisper_cer() -> None:
+    """tools/whisper_cer.py: Whisper-base's greedy CER on a manifest (where it is installed)."""
+    def job() -> None:
+        args = cli.whisper_cer_parser().parse_args()
+        from ppasr.demo.whisper import whisper_cer as measure
+        cer, errors, chars, count, seconds = measure(args.manifest, args.limit, args.num_threads)
+        print(f"Whisper-base greedy CER on {args.manifest}: {cer:.5f} ({errors} errors / {chars} characters, "
+              f"{count} utterances, {seconds:.0f} s)")
+    run_main(job)
+
+
 def generate_audio() -> None:
     """tools/generate_audio.py: a synthetic eSpeak NG corpus with its annotation file."""
     def job() -> None:

