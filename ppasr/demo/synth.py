@@ -31,8 +31,7 @@ import numpy as np
 
 from ppasr.demo.espeak import Engine, EngineConfig, EspeakError, create_engine, open_engine, speech_text
 from ppasr.demo.grammar import LANGUAGES, get_grammar
-from ppasr.demo.kokoro import BLEND_SHARE as KOKORO_BLEND_SHARE, BLEND_WEIGHTS, KokoroEngine, blend_name
-from ppasr.demo.kokoro import SPEAKERS as KOKORO_SPEAKERS, SPEEDS as KOKORO_SPEEDS
+from ppasr.demo.kokoro import SPEAKERS as KOKORO_SPEAKERS, SPEEDS as KOKORO_SPEEDS, KokoroEngine
 from ppasr.errors import UserError
 
 
@@ -144,13 +143,8 @@ def plan_utterances(sentences: Sequence[str], paths: Sequence[str], seed: int, l
             [seed, list(SPLITS).index(split), index, 1]).random() < KOKORO_SHARE)
         if neural:
             speakers = KOKORO_SPEAKERS[split]
-            voice = speakers[int(rng.integers(len(speakers)))]
-            blend = np.random.default_rng([seed, list(SPLITS).index(split), index, 2])  # pure voices stay as they were
-            if blend.random() < KOKORO_BLEND_SHARE[split]:
-                other = [s for s in speakers if s != voice]
-                voice = blend_name(voice, other[int(blend.integers(len(other)))], blend.uniform(*BLEND_WEIGHTS))
             plans.append(SynthesisPlan(
-                path=path, text=sentence, speech=sentence, voice=voice,
+                path=path, text=sentence, speech=sentence, voice=speakers[int(rng.integers(len(speakers)))],
                 rate=int(round(100 * rng.uniform(*KOKORO_SPEEDS[split]))), pitch=0,
                 gain=float(rng.uniform(*GAIN_RANGE)), lead=float(rng.uniform(*PAD_RANGE)),
                 trail=float(rng.uniform(*PAD_RANGE)), noise_db=float(rng.uniform(*NOISE_DB_RANGE)),
