@@ -4,15 +4,32 @@ from __future__ import annotations
 import argparse
 import atexit
 import ctypes
+import importlib.util
 import multiprocessing
 import os
 import signal
 import sys
+from pathlib import Path
 from typing import Sequence
 
 from ppasr.errors import UserError
 
 _PR_SET_PDEATHSIG = 1  # prctl option: the signal this process gets when its parent dies
+
+
+def cache_root() -> Path:
+    """Where downloaded or assembled models and synthesised audio are kept: ``$PPASR_CACHE_DIR`` or
+    ``~/.cache/ppasr``."""
+    return Path(os.environ.get("PPASR_CACHE_DIR") or os.path.join(os.path.expanduser("~"), ".cache", "ppasr"))
+
+
+def package_dir(name: str, install_hint: str) -> Path:
+    """The folder of the installed Python package ``name`` (data files inside wheels); one error line
+    with ``install_hint`` when it is missing."""
+    spec = importlib.util.find_spec(name)
+    if spec is None or not spec.submodule_search_locations:
+        raise UserError(f"the Python package {name} is missing: {install_hint}")
+    return Path(list(spec.submodule_search_locations)[0])
 
 
 def available_cores() -> int:

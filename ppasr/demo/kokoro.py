@@ -13,7 +13,6 @@ for Whisper: CER 0.41) is used by no split.
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import os
 import shutil
@@ -25,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from ppasr.errors import UserError
+from ppasr.utils import cache_root, package_dir
 
 ENGINE_VERSION = "kokoro-v1.0-int8/misaki-0.9.4/16k"
 MODEL_FILE = "kokoro-v1.0.int8.onnx"
@@ -43,15 +43,11 @@ INSTALL_HINT = "install the demo's neural voice with `python3 -m pip install -r 
 
 def cache_dir() -> Path:
     """Where the model, the voices and synthesised utterances are kept."""
-    root = os.environ.get("PPASR_CACHE_DIR") or os.path.join(os.path.expanduser("~"), ".cache", "ppasr")
-    return Path(root) / "kokoro"
+    return cache_root() / "kokoro"
 
 
 def _package_dir(name: str) -> Path:
-    spec = importlib.util.find_spec(name)
-    if spec is None or not spec.submodule_search_locations:
-        raise UserError(f"the Python package {name} is missing: {INSTALL_HINT}")
-    return Path(list(spec.submodule_search_locations)[0])
+    return package_dir(name, INSTALL_HINT)
 
 
 def _write_atomically(path: Path, data: bytes) -> None:

