@@ -9,7 +9,7 @@ import pytest
 
 from ppasr.decode.hypothesis import Timestamp
 from ppasr.demo.espeak import create_engine, open_engine, to_pinyin
-from ppasr.serve.syllables import assign, snap_to_syllables
+from ppasr.serve.syllables import assign, energy_db, snap_to_syllables, syllable_onsets
 
 RATE = 16000
 SENTENCE = "请把客厅的空调温度调到二十六度"
@@ -96,3 +96,17 @@ def test_assignment_leaves_out_onsets_only_at_a_price():
     certainty = np.array([1.0, 1.0, 0.05, 1.0, 1.0])
     assert assign(np.array([0.0, 200.0, 450.0, 800.0]), onsets, certainty).tolist() == [0, 1, 3, 4]
     assert assign(np.array([0.0, 200.0, 450.0, 800.0]), onsets, np.ones(5)).tolist() == [0, 1, 2, 4]
+
+
+def test_a_syllable_after_silence_starts_at_the_foot_of_its_rise():
+    """A voiced syllable fading in over 100 ms (50 dB) after 0.5 s of quiet: it crosses the speech
+    threshold (26 dB below the loudest frame) about half-way up, 50 ms late, but began where the rise
+    did (a frame's time is its 25 ms window's start, so the foot may read up to 50 ms early)."""
+    t = np.arange(int(1.0 * RATE)) / RATE
+    ramp = np.clip((t - 0.5) / 0.1, 0.0, 1.0)
+    envelope = np.where(t < 0.5, 0.0, 10 ** (-2.5 * (1.0 - ramp))) * (t < 0.8)
+    voiced = sum(np.sin(2 * np.pi * k * 150 * t) / k for k in range(1, 20))
+    samples = (0.3 * envelope * voiced + 1e-5 * np.random.default_rng(0).standard_normal(t.size)).astype(np.float32)
+    onsets, certainty = syllable_onsets(energy_db(samples, RATE))
+    assert len(onsets) == 1 and certainty[0] == 1.0
+    assert 450.0 <= onsets[0] <= 510.0, onsets

@@ -26,6 +26,8 @@ VALLEY_PROMINENCE_DB = 3.0  # an energy dip at least this deep separates two syl
 FULL_VALLEY_DB = 20.0  # a dip this deep (or a start after silence) is a certain syllable boundary
 MIN_PAUSE_MS = 150  # a character ends where a silence this long begins
 MERGE_MS = 80  # onsets closer than this are one (no Mandarin syllable is shorter)
+RISE_DB = 0.5  # a frame this much quieter than the next is still part of the rise that starts speech ...
+MAX_RISE_MS = 100  # ... for at most this long before the threshold is crossed
 MISS_COST_MS = 300.0  # a character's time error counts at most this much ...
 SKIP_COST_MS = 300.0  # ... and leaving out a certain boundary costs this much
 MAX_CELLS = 4_000_000  # characters x onsets: longer unsplit audio keeps the CTC times
@@ -50,9 +52,19 @@ def speech_frames(energy: np.ndarray) -> np.ndarray:
     return energy > energy.max() - SPEECH_RANGE_DB
 
 
+def rise_foot(energy: np.ndarray, frame: int) -> int:
+    """Where the rise that crosses the speech threshold at ``frame`` began: a syllable after silence
+    is only within ``SPEECH_RANGE_DB`` of the loudest frame once its vowel sounds, but its (quieter)
+    consonant started at the foot of that rise."""
+    foot = frame
+    while foot > 0 and (frame - foot) * HOP_MS < MAX_RISE_MS and energy[foot - 1] < energy[foot] - RISE_DB:
+        foot -= 1
+    return foot
+
+
 def syllable_onsets(energy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Candidate syllable onsets (ms) and how certain each is (0-1): energy valleys within speech
-    (certainty by depth) and every start of speech after silence (certain)."""
+    (certainty by depth) and the foot of every rise into speech after silence (certain)."""
     from scipy.signal import find_peaks
 
     if energy.size == 0 or energy.max() - energy.min() < MIN_RANGE_DB:  # silence, a steady tone: no syllables
@@ -64,14 +76,18 @@ def syllable_onsets(energy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     for frame, depth in zip(valleys, properties["prominences"]):
         if energy[frame] > threshold - 10:
             found[int(frame)] = min(float(depth), FULL_VALLEY_DB) / FULL_VALLEY_DB
-    for frame in np.flatnonzero(speech & ~np.concatenate([[False], speech[:-1]])):
+    starts = np.flatnonzero(speech & ~np.concatenate([[False], speech[:-1]]))
+    for frame in starts:
         found[int(frame)] = 1.0
-    onsets: list[list[float]] = []
+    onsets: list[list[float]] = []  # [frame, certainty], merged where the threshold is crossed ...
     for frame in sorted(found):
         if onsets and (frame - onsets[-1][0]) * HOP_MS < MERGE_MS:
             onsets[-1][1] = max(onsets[-1][1], found[frame])  # keep the earlier time, the surer weight
         else:
             onsets.append([frame, found[frame]])
+    for k, (frame, _) in enumerate(onsets):  # ... then a start of speech is timed at the foot of its rise
+        if frame in starts:
+            onsets[k][0] = max(rise_foot(energy, int(frame)), onsets[k - 1][0] + 1 if k else 0)
     table = np.array(onsets, dtype=float).reshape(-1, 2)
     return table[:, 0] * HOP_MS, table[:, 1]
 
