@@ -71,3 +71,19 @@ def test_the_pipeline_reads_them_from_ppasr_json():
     assert [type(augmentor).__name__ for _, augmentor in pipeline.audio_augmentors] == ["RoomReverb", "TelephoneBand"]
     with pytest.raises(Exception, match="max_rt60"):
         AugmentationPipeline('[{"type": "reverb", "params": {"min_rt60": 0.9, "max_rt60": 0.3}, "prob": 1.0}]')
+
+
+def test_the_demos_second_phase_adds_the_channels_to_the_first_phases_augmentation():
+    """tools/demo.sh trains epochs 1-2 with conf/augmentation_demo.json, then resumes with
+    conf/augmentation_demo_channels.json: the same augmentors with a room first and a telephone last."""
+    import json
+    from pathlib import Path
+
+    conf = Path(__file__).resolve().parents[1] / "conf"
+    first = json.loads((conf / "augmentation_demo.json").read_text(encoding="utf-8"))
+    second = json.loads((conf / "augmentation_demo_channels.json").read_text(encoding="utf-8"))
+    assert second[1:-1] == first
+    assert (second[0]["type"], second[-1]["type"]) == ("reverb", "telephone")
+    pipeline = AugmentationPipeline(conf / "augmentation_demo_channels.json")
+    kinds = [type(augmentor).__name__ for _, augmentor in pipeline.audio_augmentors]
+    assert kinds[0] == "RoomReverb" and kinds[-1] == "TelephoneBand"
