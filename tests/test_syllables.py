@@ -9,7 +9,7 @@ import pytest
 
 from ppasr.decode.hypothesis import Timestamp
 from ppasr.demo.espeak import create_engine, open_engine, to_pinyin
-from ppasr.serve.syllables import assign, energy_db, snap_to_syllables, syllable_onsets
+from ppasr.serve.syllables import assign, between_onsets, energy_db, snap_to_syllables, syllable_onsets
 
 RATE = 16000
 SENTENCE = "请把客厅的空调温度调到二十六度"
@@ -110,3 +110,25 @@ def test_a_syllable_after_silence_starts_at_the_foot_of_its_rise():
     onsets, certainty = syllable_onsets(energy_db(samples, RATE))
     assert len(onsets) == 1 and certainty[0] == 1.0
     assert 450.0 <= onsets[0] <= 510.0, onsets
+
+
+def test_more_characters_than_onsets_the_others_still_snap():
+    onsets, certainty = np.array([0.0, 200.0, 400.0, 600.0]), np.ones(4)
+    # five characters, four syllables: the extra one keeps its own time, the rest take the onsets
+    assert between_onsets(np.array([20.0, 230.0, 310.0, 420.0, 590.0]), onsets, certainty).tolist() == \
+        [0.0, 200.0, 310.0, 400.0, 600.0]
+
+
+def test_inserted_characters_leave_the_real_ones_on_their_syllables(spoken):
+    samples, truth = spoken
+    units = ctc_like(truth, 150.0)
+    # the model repeats 客 and 温 (客客, 温温), and emits 空调温度 in a burst: more characters than syllables
+    extra = [Timestamp(units[2].text, units[2].start_ms + 60, units[2].end_ms + 60),
+             Timestamp(units[6].text, units[6].start_ms + 60, units[6].end_ms + 60)]
+    stuttered = units[:3] + extra[:1] + units[3:7] + extra[1:] + units[7:]
+    snapped = snap_to_syllables(stuttered, samples, RATE)
+    real = [u for k, u in enumerate(snapped) if k not in (3, 8)]
+    error = np.abs(np.array([u.start_ms for u in real]) - truth)
+    assert error.mean() < 40, error
+    starts = [u.start_ms for u in snapped]
+    assert starts == sorted(starts) and len(set(starts)) == len(starts)

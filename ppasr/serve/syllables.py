@@ -100,11 +100,14 @@ def model_lag(spikes: np.ndarray, onsets: np.ndarray) -> float:
     return float(np.median(lags)) if lags.size else 0.0
 
 
-def assign(targets: np.ndarray, onsets: np.ndarray, certainty: np.ndarray) -> np.ndarray:
+def assign(targets: np.ndarray, onsets: np.ndarray, certainty: np.ndarray,
+           price: np.ndarray | None = None) -> np.ndarray:
     """Indices of strictly increasing onsets, one per target time, minimising the capped distances plus
-    the cost of the onsets passed over (by certainty)."""
+    the cost of the onsets passed over (by certainty) and the ``price`` of each onset taken (default 0)."""
     n, m = len(targets), len(onsets)
     cost = np.minimum(np.abs(onsets[None, :] - targets[:, None]), MISS_COST_MS)
+    if price is not None:
+        cost = cost + price[None, :]
     skipped = SKIP_COST_MS * np.concatenate([[0.0], np.cumsum(certainty)])  # cost of onsets [0, j)
     positions = np.arange(m)
     total = cost[0] + skipped[:m]
@@ -127,6 +130,20 @@ def assign(targets: np.ndarray, onsets: np.ndarray, certainty: np.ndarray) -> np
     return chosen
 
 
+def between_onsets(targets: np.ndarray, onsets: np.ndarray, certainty: np.ndarray) -> np.ndarray:
+    """Start times when the audio shows fewer onsets than there are characters (syllables run together):
+    a character may also start at its own target, between onsets, at the price of a full miss, so the
+    others still take the onsets that fit them."""
+    own = np.setdiff1d(targets, onsets)  # sorted, distinct, none at an onset's time
+    if len(onsets) + len(own) < len(targets):  # characters at the very same time: nothing to snap to
+        return targets
+    times = np.concatenate([onsets, own])
+    order = np.argsort(times)
+    weights = np.concatenate([certainty, np.zeros(len(own))])[order]
+    price = np.concatenate([np.zeros(len(onsets)), np.full(len(own), MISS_COST_MS)])[order]
+    return times[order][assign(targets, times[order], weights, price)]
+
+
 def pause_starts(speech: np.ndarray) -> np.ndarray:
     """Where (ms) each pause of at least ``MIN_PAUSE_MS`` begins (shorter silences are stop closures)."""
     edges = np.diff(np.concatenate([[1], speech.astype(np.int8), [1]]))
@@ -138,8 +155,7 @@ def snap_to_syllables(units: list[Timestamp], samples: np.ndarray, sample_rate: 
                       offset_ms: float = 0.0) -> list[Timestamp]:
     """``units`` (times in the recording, ``samples`` starting at ``offset_ms``) with each Chinese
     character's start at its syllable onset. Unchanged when any unit is not a single Chinese character
-    (English words, converted numbers); where the audio shows fewer onsets than there are characters,
-    each character starts at its spike less the model's lag."""
+    (English words, converted numbers)."""
     if not units or not all(len(u.text) == 1 and is_cjk(u.text) for u in units):
         return list(units)
     energy = energy_db(samples, sample_rate)
@@ -148,8 +164,8 @@ def snap_to_syllables(units: list[Timestamp], samples: np.ndarray, sample_rate: 
         return list(units)
     spikes = np.array([u.start_ms - offset_ms for u in units], dtype=float)
     targets = np.maximum(spikes - model_lag(spikes, onsets), 0.0)
-    # fewer onsets than characters (syllables run together): each character at its spike less the lag
-    starts = onsets[assign(targets, onsets, certainty)] if len(onsets) >= len(units) else targets
+    starts = onsets[assign(targets, onsets, certainty)] if len(onsets) >= len(units) else \
+        between_onsets(targets, onsets, certainty)
     pauses = pause_starts(speech_frames(energy))
     out = []
     for i, unit in enumerate(units):
