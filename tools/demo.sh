@@ -42,13 +42,13 @@ sys.path.insert(0, sys.argv[1])
 from ppasr.data.audio import read_audio
 from ppasr.data.augmentors import RoomReverb, TelephoneBand
 from ppasr.demo.synth import write_wav
-train = {json.loads(l)["text"] for l in open("dataset/manifest.train", encoding="utf-8")}
+with open("dataset/manifest.train", encoding="utf-8") as f:
+    train_lines = f.readlines()
+train = {json.loads(l)["text"] for l in train_lines}
 # the later epochs' manifest: every line once, the Kokoro speakers' lines more often (a tenth of the data in
 # neural voices from epoch 1 on keeps the model from finding its alignment in 4 epochs: docs/demo.md, run B3)
-with open("dataset/manifest.train", encoding="utf-8") as f:
-    lines = f.readlines()
 with open("dataset/manifest.train_channels", "w", encoding="utf-8") as out:
-    out.writelines(lines + [l for l in lines if "/kokoro/" in l] * (int(sys.argv[2]) - 1))
+    out.writelines(train_lines + [l for l in train_lines if "/kokoro/" in l] * (int(sys.argv[2]) - 1))
 tests = {"test": [], "unseen": [], "kokoro": []}
 for line in open("dataset/manifest.test", encoding="utf-8"):
     path = json.loads(line)["audio_filepath"]

@@ -76,9 +76,8 @@ def syllable_onsets(energy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     for frame, depth in zip(valleys, properties["prominences"]):
         if energy[frame] > threshold - 10:
             found[int(frame)] = min(float(depth), FULL_VALLEY_DB) / FULL_VALLEY_DB
-    starts = np.flatnonzero(speech & ~np.concatenate([[False], speech[:-1]]))
-    for frame in starts:
-        found[int(frame)] = 1.0
+    starts = {int(frame) for frame in np.flatnonzero(speech & ~np.concatenate([[False], speech[:-1]]))}
+    found.update(dict.fromkeys(starts, 1.0))
     onsets: list[list[float]] = []  # [frame, certainty], merged where the threshold is crossed ...
     for frame in sorted(found):
         if onsets and (frame - onsets[-1][0]) * HOP_MS < MERGE_MS:
@@ -87,7 +86,7 @@ def syllable_onsets(energy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             onsets.append([frame, found[frame]])
     for k, (frame, _) in enumerate(onsets):  # ... then a start of speech is timed at the foot of its rise
         if frame in starts:
-            onsets[k][0] = max(rise_foot(energy, int(frame)), onsets[k - 1][0] + 1 if k else 0)
+            onsets[k][0] = max(rise_foot(energy, frame), onsets[k - 1][0] + 1 if k else 0)
     table = np.array(onsets, dtype=float).reshape(-1, 2)
     return table[:, 0] * HOP_MS, table[:, 1]
 
@@ -137,11 +136,11 @@ def between_onsets(targets: np.ndarray, onsets: np.ndarray, certainty: np.ndarra
     own = np.setdiff1d(targets, onsets)  # sorted, distinct, none at an onset's time
     if len(onsets) + len(own) < len(targets):  # characters at the very same time: nothing to snap to
         return targets
-    times = np.concatenate([onsets, own])
-    order = np.argsort(times)
+    order = np.argsort(np.concatenate([onsets, own]))
+    times = np.concatenate([onsets, own])[order]
     weights = np.concatenate([certainty, np.zeros(len(own))])[order]
     price = np.concatenate([np.zeros(len(onsets)), np.full(len(own), MISS_COST_MS)])[order]
-    return times[order][assign(targets, times[order], weights, price)]
+    return times[assign(targets, times, weights, price)]
 
 
 def pause_starts(speech: np.ndarray) -> np.ndarray:
