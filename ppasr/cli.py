@@ -455,6 +455,16 @@ def build_lm_parser() -> FlagParser:
     return p
 
 
+def average_model_parser() -> FlagParser:
+    p = FlagParser(description="Average the weights of a run's last checkpoints into one model folder.")
+    _add(p, "model_dir", str, "models/deepspeech2/", "the run's checkpoint folder (epoch_N folders).")
+    _add(p, "num", integer(1), 3, "how many of its newest end-of-epoch checkpoints to average.")
+    p.add_argument("--checkpoints", nargs="+", default=None,
+                   help="average these checkpoint folders instead (any saves of one model). Default: None.")
+    _add(p, "output", none_or_str, None, "the folder to write (None: <model_dir>/avg_<num>).")
+    return p
+
+
 def whisper_cer_parser() -> FlagParser:
     p = FlagParser(description="Whisper-base's greedy CER on a manifest, beside the demo's model (optional peer).")
     p.add_argument("--manifest", required=True, help="manifest to transcribe (JSON lines: audio_filepath, text)")

@@ -123,6 +123,23 @@ def build_lm() -> None:
     run_main(job)
 
 
+def average_model() -> None:
+    """tools/average_model.py: one model folder from the mean of a run's last checkpoints."""
+    def job() -> None:
+        import os
+
+        args = cli.average_model_parser().parse_args()
+        from ppasr.model.average import average_checkpoints, newest_epochs
+        print_arguments(args)
+        checkpoints = args.checkpoints or newest_epochs(args.model_dir, args.num)
+        output = args.output or os.path.join(os.path.dirname(os.path.normpath(checkpoints[-1])),
+                                             f"avg_{len(checkpoints)}")
+        written = average_checkpoints(checkpoints, output)
+        print(f"averaged {len(checkpoints)} checkpoints ({', '.join(checkpoints)}) into {written}; evaluate it "
+              f"with `python3 eval.py --resume_model={written}/`")
+    run_main(job)
+
+
 def whisper_cer() -> None:
     """tools/whisper_cer.py: Whisper-base's greedy CER on a manifest (where it is installed)."""
     def job() -> None:

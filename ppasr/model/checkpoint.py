@@ -77,6 +77,15 @@ def save_checkpoint(root: str, name: str, model: paddle.nn.Layer, optimizer: pad
         return _install(root, name, tmp, state["run_id"])
 
 
+def save_weights(root: str, name: str, weights: dict, state: dict) -> str:
+    """Write a model folder with weights and ``state`` but no optimizer (an average) atomically to ``root/name``."""
+    with _temporary(root, name, _tensor_bytes(weights)) as tmp:
+        paddle.save(weights, os.path.join(tmp, MODEL_FILE))
+        with open(os.path.join(tmp, STATE_FILE), "w", encoding="utf-8") as f:
+            json.dump(dict(state, saved_at=time.strftime("%Y-%m-%d %H:%M:%S")), f, ensure_ascii=False, indent=2)
+        return _install(root, name, tmp, state.get("run_id"))
+
+
 def scaler_state(scaler: paddle.amp.GradScaler) -> dict:
     """The AMP loss scaler's state for state.json, so a resumed run keeps its loss scale (not 1024 again)."""
     return {key: float(np.asarray(value).reshape(-1)[0]) if key == "scale" else value
@@ -260,6 +269,12 @@ def _read_state_dict(file: str) -> dict:
     return data
 
 
+def read_weights(path: str) -> dict:
+    """The tensors of the model folder ``path`` (its model.pdparams), by name."""
+    check_model_dir(path)
+    return _read_state_dict(os.path.join(path, MODEL_FILE))
+
+
 def load_weights(path: str, model: paddle.nn.Layer) -> None:
     """Load all weights strictly (shapes must match)."""
     check_model_dir(path)
@@ -318,7 +333,7 @@ def _temporary(root: str, name: str, needed: int) -> Iterator[str]:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _install(root: str, name: str, tmp: str, run_id: str) -> str:
+def _install(root: str, name: str, tmp: str, run_id: str | None) -> str:
     """Put the finished folder ``tmp`` at ``root/name`` without ever losing another run's folder."""
     target = os.path.join(root, name)
     if os.path.exists(target) and _owner(target) != run_id:
