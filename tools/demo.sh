@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # ppasr demo, end to end on CPU: install → synthesise a Mandarin corpus (eSpeak NG voices and Kokoro-82M neural
 # speakers) → create_data.py → train.py (2 epochs, then resumed with room and telephone augmentation and the
-# Kokoro utterances three times) → build an in-domain LM → eval.py (greedy, then LM beam search) on
+# Kokoro utterances three times; the model is the mean of the last two epochs' weights) → build an in-domain LM → eval.py (greedy, then LM beam search) on
 # in-distribution (training voices, new sentences), unseen eSpeak voices and templates, unseen Kokoro speakers,
 # and telephone-band and reverberant copies. Works in demo_run/ (or $PPASR_DEMO_DIR) and never touches your own
 # dataset/ or models/. Kokoro's model, voices and every utterance it speaks are cached (~/.cache/ppasr/kokoro or
@@ -14,6 +14,7 @@ NUM_KOKORO="${PPASR_DEMO_KOKORO:-600}"  # of them spoken by the Kokoro speakers
 EPOCHS="${PPASR_DEMO_EPOCHS:-4}"
 CLEAN_EPOCHS=2  # epochs before the channels (room, telephone) and the extra Kokoro copies come in
 KOKORO_COPIES=3  # from epoch CLEAN_EPOCHS+1 on, each Kokoro training utterance is in the manifest this often
+NUM_LATE=$(((NUM_SAMPLES - NUM_KOKORO) / 2))  # eSpeak utterances new in epoch CLEAN_EPOCHS+1 (they replace half)
 SECONDS=0
 
 python3 -m pip install --quiet --disable-pip-version-check -r "$REPO/requirements.txt"
@@ -24,11 +25,12 @@ fi
 rm -rf "$WORK" && mkdir -p "$WORK" && touch "$WORK/.ppasr_demo" && cd "$WORK"
 export PYTHONPATH="$REPO${PYTHONPATH:+:$PYTHONPATH}"
 
-echo "== 1/5 合成语音数据 (synthesise $NUM_SAMPLES training utterances ($NUM_KOKORO by Kokoro), 100 test, 200 unseen-voice test, 100 unseen Kokoro speakers, 50 noise clips) =="
+echo "== 1/5 合成语音数据 (synthesise $NUM_SAMPLES training utterances ($NUM_KOKORO by Kokoro) and $NUM_LATE for the later epochs, 100 test, 200 unseen-voice test, 100 unseen Kokoro speakers, 50 noise clips) =="
 GENERATE=(python3 "$REPO/tools/generate_audio.py" --seed=0 --language=zh --grammar=demo --name=demo)
 "${GENERATE[@]}" --num_samples="$((NUM_SAMPLES - NUM_KOKORO))" --split=train --noise_clips=50
 "${GENERATE[@]}" --num_samples=100 --split=test
 "${GENERATE[@]}" --num_samples=200 --split=unseen
+"${GENERATE[@]}" --seed=2 --name=demo_late --num_samples="$NUM_LATE" --split=train  # other voice, rate, pitch draws
 KOKORO=(python3 "$REPO/tools/generate_audio.py" --language=zh --grammar=demo --name=kokoro --engine=kokoro)
 "${KOKORO[@]}" --seed=1 --num_samples="$NUM_KOKORO" --split=train  # other sentences than eSpeak's seed 0
 "${KOKORO[@]}" --seed=0 --num_samples=100 --split=unseen
@@ -45,10 +47,15 @@ from ppasr.demo.synth import write_wav
 with open("dataset/manifest.train", encoding="utf-8") as f:
     train_lines = f.readlines()
 train = {json.loads(l)["text"] for l in train_lines}
-# the later epochs' manifest: every line once, the Kokoro speakers' lines more often (a tenth of the data in
+# epochs 1-2 train on the first corpus; the later epochs on half of its eSpeak lines, the utterances synthesised
+# for them (new voice, rate and pitch draws) and the Kokoro speakers' lines more often (a tenth of the data in
 # neural voices from epoch 1 on keeps the model from finding its alignment in 4 epochs: docs/demo.md, run B3)
+first = [l for l in train_lines if "/demo_late/" not in l]
+espeak, kokoro = [l for l in first if "/kokoro/" not in l], [l for l in first if "/kokoro/" in l]
+with open("dataset/manifest.train_first", "w", encoding="utf-8") as out:
+    out.writelines(first)
 with open("dataset/manifest.train_channels", "w", encoding="utf-8") as out:
-    out.writelines(train_lines + [l for l in train_lines if "/kokoro/" in l] * (int(sys.argv[2]) - 1))
+    out.writelines(espeak[::2] + [l for l in train_lines if "/demo_late/" in l] + kokoro * int(sys.argv[2]))
 tests = {"test": [], "unseen": [], "kokoro": []}
 for line in open("dataset/manifest.test", encoding="utf-8"):
     path = json.loads(line)["audio_filepath"]
@@ -80,21 +87,27 @@ print(f"manifest.test: {len(tests['test'])} utterances (training voices), manife
       f"none of their sentences occurs in the {len(train)} training sentences")
 PY
 
-echo "== 3/5 train.py (epochs 1-$CLEAN_EPOCHS on clean channels; then on, resumed, also through rooms and telephone bands) =="
+echo "== 3/5 train.py (epochs 1-$CLEAN_EPOCHS on clean channels; then on, resumed, also through rooms and telephone bands), tools/average_model.py (the last two epochs) =="
 TRAIN=(python3 "$REPO/train.py" --batch_size=8 --learning_rate=2e-3 --lr_gamma=0.9 \
     --cnn_size=16 --num_rnn_layers=2 --rnn_size=256 --num_workers=1 --log_interval=50)
 FIRST=$((EPOCHS < CLEAN_EPOCHS ? EPOCHS : CLEAN_EPOCHS))
-"${TRAIN[@]}" --num_epoch="$FIRST" --augment_conf_path="$REPO/conf/augmentation_demo.json"
+"${TRAIN[@]}" --num_epoch="$FIRST" --train_manifest=dataset/manifest.train_first \
+    --augment_conf_path="$REPO/conf/augmentation_demo.json"
+FINAL="models/deepspeech2/epoch_$EPOCHS"
 if [ "$EPOCHS" -gt "$FIRST" ]; then
   "${TRAIN[@]}" --num_epoch="$EPOCHS" --resume_model="models/deepspeech2/epoch_$FIRST/" \
       --train_manifest=dataset/manifest.train_channels --augment_conf_path="$REPO/conf/augmentation_demo_channels.json"
+  if [ "$EPOCHS" -ge "$((FIRST + 2))" ]; then  # the model evaluated: the mean of the last two epochs' weights
+    python3 "$REPO/tools/average_model.py" --model_dir=models/deepspeech2/ --num=2 --output=models/deepspeech2/avg_2
+    FINAL=models/deepspeech2/avg_2
+  fi
 fi
 
 echo "== 4/5 tools/build_lm.py (character 4-gram from the training transcripts only) =="
 python3 "$REPO/tools/build_lm.py" --manifest dataset/manifest.train --output lm/demo.arpa
 
 echo "== 5/5 eval.py =="
-MODEL=(--resume_model="models/deepspeech2/epoch_$EPOCHS/" --num_workers=1)  # sizes come from the checkpoint
+MODEL=(--resume_model="$FINAL/" --num_workers=1)  # sizes come from the checkpoint
 LM=(--decoder=ctc_beam_search --lang_model_path=lm/demo.arpa --alpha=1.1513 --beta=1.5 --num_proc_bsearch=2)
 for split in test unseen kokoro test_telephone test_reverb kokoro_telephone kokoro_reverb; do
   python3 "$REPO/eval.py" "${MODEL[@]}" --test_manifest="dataset/manifest.$split" --decoder=ctc_greedy \
