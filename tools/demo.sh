@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # ppasr demo, end to end on CPU: install → synthesise a Mandarin corpus (eSpeak NG voices and Kokoro-82M neural
-# speakers) → create_data.py → train.py (2 epochs, then resumed with room and telephone augmentation and the
-# Kokoro utterances three times; the model is the mean of the last two epochs' weights) → build an in-domain LM → eval.py (greedy, then LM beam search) on
+# speakers) → create_data.py → train.py (2 epochs, then resumed with room and telephone augmentation, fresh eSpeak
+# draws for half of the eSpeak lines and the Kokoro utterances three times) → tools/average_model.py (the model
+# evaluated is the mean of the last two epochs) → build an in-domain LM → eval.py (greedy, then LM beam search) on
 # in-distribution (training voices, new sentences), unseen eSpeak voices and templates, unseen Kokoro speakers,
 # and telephone-band and reverberant copies. Works in demo_run/ (or $PPASR_DEMO_DIR) and never touches your own
 # dataset/ or models/. Kokoro's model, voices and every utterance it speaks are cached (~/.cache/ppasr/kokoro or
@@ -25,37 +26,42 @@ fi
 rm -rf "$WORK" && mkdir -p "$WORK" && touch "$WORK/.ppasr_demo" && cd "$WORK"
 export PYTHONPATH="$REPO${PYTHONPATH:+:$PYTHONPATH}"
 
-echo "== 1/5 合成语音数据 (synthesise $NUM_SAMPLES training utterances ($NUM_KOKORO by Kokoro) and $NUM_LATE for the later epochs, 100 test, 200 unseen-voice test, 100 unseen Kokoro speakers, 50 noise clips) =="
+echo "== 1/5 合成语音数据 (synthesise $NUM_SAMPLES training utterances ($NUM_KOKORO by Kokoro), 100 test, 200 unseen-voice test, 100 unseen Kokoro speakers, 50 noise clips) =="
 GENERATE=(python3 "$REPO/tools/generate_audio.py" --seed=0 --language=zh --grammar=demo --name=demo)
 "${GENERATE[@]}" --num_samples="$((NUM_SAMPLES - NUM_KOKORO))" --split=train --noise_clips=50
 "${GENERATE[@]}" --num_samples=100 --split=test
 "${GENERATE[@]}" --num_samples=200 --split=unseen
-"${GENERATE[@]}" --seed=2 --name=demo_late --num_samples="$NUM_LATE" --split=train  # other voice, rate, pitch draws
 KOKORO=(python3 "$REPO/tools/generate_audio.py" --language=zh --grammar=demo --name=kokoro --engine=kokoro)
 "${KOKORO[@]}" --seed=1 --num_samples="$NUM_KOKORO" --split=train  # other sentences than eSpeak's seed 0
 "${KOKORO[@]}" --seed=0 --num_samples=100 --split=unseen
 
-echo "== 2/5 create_data.py =="
+echo "== 2/5 create_data.py, then $NUM_LATE more eSpeak utterances for the later epochs =="
 python3 "$REPO/create_data.py" --feature_method=fbank --num_workers=2 --num_samples=1000
+# the later epochs' new eSpeak draws (voices, rates, pitches) come after create_data.py: the vocabulary order and
+# mean/std of epochs 1-2 stay those of the first corpus (in 4 CPU epochs, a change there can cost the alignment)
+"${GENERATE[@]}" --seed=2 --name=demo_late --num_samples="$NUM_LATE" --split=train
 python3 - "$REPO" "$KOKORO_COPIES" <<'PY'
 import json, sys
 import numpy as np
 sys.path.insert(0, sys.argv[1])
-from ppasr.data.audio import read_audio
+from ppasr.data.audio import audio_info, read_audio
 from ppasr.data.augmentors import RoomReverb, TelephoneBand
 from ppasr.demo.synth import write_wav
 with open("dataset/manifest.train", encoding="utf-8") as f:
     train_lines = f.readlines()
 train = {json.loads(l)["text"] for l in train_lines}
-# epochs 1-2 train on the first corpus; the later epochs on half of its eSpeak lines, the utterances synthesised
+# epochs 1-2 train on manifest.train; the later epochs on half of its eSpeak lines, the utterances synthesised
 # for them (new voice, rate and pitch draws) and the Kokoro speakers' lines more often (a tenth of the data in
 # neural voices from epoch 1 on keeps the model from finding its alignment in 4 epochs: docs/demo.md, run B3)
-first = [l for l in train_lines if "/demo_late/" not in l]
-espeak, kokoro = [l for l in first if "/kokoro/" not in l], [l for l in first if "/kokoro/" in l]
-with open("dataset/manifest.train_first", "w", encoding="utf-8") as out:
-    out.writelines(first)
+late = []
+for line in open("dataset/annotation/demo_late.txt", encoding="utf-8"):
+    path, text = line.rstrip("\n").split("\t")
+    late.append(json.dumps({"audio_filepath": path, "duration": round(audio_info(path)[0], 2), "text": text},
+                           ensure_ascii=False) + "\n")
+    train.add(text)
+espeak, kokoro = [l for l in train_lines if "/kokoro/" not in l], [l for l in train_lines if "/kokoro/" in l]
 with open("dataset/manifest.train_channels", "w", encoding="utf-8") as out:
-    out.writelines(espeak[::2] + [l for l in train_lines if "/demo_late/" in l] + kokoro * int(sys.argv[2]))
+    out.writelines(espeak[::2] + late + kokoro * int(sys.argv[2]))
 tests = {"test": [], "unseen": [], "kokoro": []}
 for line in open("dataset/manifest.test", encoding="utf-8"):
     path = json.loads(line)["audio_filepath"]
@@ -91,8 +97,7 @@ echo "== 3/5 train.py (epochs 1-$CLEAN_EPOCHS on clean channels; then on, resume
 TRAIN=(python3 "$REPO/train.py" --batch_size=8 --learning_rate=2e-3 --lr_gamma=0.9 \
     --cnn_size=16 --num_rnn_layers=2 --rnn_size=256 --num_workers=1 --log_interval=50)
 FIRST=$((EPOCHS < CLEAN_EPOCHS ? EPOCHS : CLEAN_EPOCHS))
-"${TRAIN[@]}" --num_epoch="$FIRST" --train_manifest=dataset/manifest.train_first \
-    --augment_conf_path="$REPO/conf/augmentation_demo.json"
+"${TRAIN[@]}" --num_epoch="$FIRST" --augment_conf_path="$REPO/conf/augmentation_demo.json"
 FINAL="models/deepspeech2/epoch_$EPOCHS"
 if [ "$EPOCHS" -gt "$FIRST" ]; then
   "${TRAIN[@]}" --num_epoch="$EPOCHS" --resume_model="models/deepspeech2/epoch_$FIRST/" \
