@@ -7,6 +7,7 @@ import re
 import shutil
 import subprocess
 import sys
+import sysconfig
 from pathlib import Path
 
 import numpy as np
@@ -65,8 +66,8 @@ def test_long_audio_and_streaming(exported_corpus, tmp_path, monkeypatch):
 
 
 def test_wheel_installs_the_package_and_its_entry_points(exported, tmp_path):
-    """pip wheel → a fresh venv (paddle etc. from the system site, the package only from the wheel) →
-    ``from ppasr.predict import Predictor`` and ``ppasr-infer-path`` on the exported model."""
+    """pip wheel → a fresh venv (paddle etc. from the environment running the tests, the package only from
+    the wheel) → ``from ppasr.predict import Predictor`` and ``ppasr-infer-path`` on the exported model."""
     source = tmp_path / "source"
     shutil.copytree(REPO, source, ignore=shutil.ignore_patterns(
         ".git", "dataset", "models", "log", "build", "*.egg-info", "demo_run", "__pycache__", ".pytest_cache"))
@@ -75,8 +76,13 @@ def test_wheel_installs_the_package_and_its_entry_points(exported, tmp_path):
                     str(source)], check=True, env=env, timeout=300, capture_output=True)
     wheel = next((tmp_path / "wheel").glob("ppasr-*.whl"))
     venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True, timeout=120)
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
     python = venv / "bin" / "python"
+    # the test environment's packages (a venv's or the system's) after the new venv's own, where the wheel goes
+    own_site = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+                              check=True, text=True, capture_output=True, timeout=60).stdout.strip()
+    parents = {sysconfig.get_path("purelib"), sysconfig.get_path("platlib")}
+    (Path(own_site) / "test_environment.pth").write_text("\n".join(sorted(parents)) + "\n", encoding="utf-8")
     subprocess.run([str(python), "-m", "pip", "install", "-q", "--no-deps", "--no-index", str(wheel)], check=True,
                    env=env, timeout=300, capture_output=True)
     probe = ("import pathlib, ppasr, ppasr.predict; from ppasr.predict import Predictor; "
