@@ -134,9 +134,9 @@ def average_model() -> None:
         checkpoints = args.checkpoints or newest_epochs(args.model_dir, args.num)
         output = args.output or os.path.join(os.path.dirname(os.path.normpath(checkpoints[-1])),
                                              f"avg_{len(checkpoints)}")
-        written = average_checkpoints(checkpoints, output)
-        print(f"averaged {len(checkpoints)} checkpoints ({', '.join(checkpoints)}) into {written}; evaluate it "
-              f"with `python3 eval.py --resume_model={written}/`")
+        average_checkpoints(checkpoints, output)
+        print(f"averaged {len(checkpoints)} checkpoints ({', '.join(checkpoints)}) into {output}; evaluate it "
+              f"with `python3 eval.py --resume_model={os.path.join(output, '')}`")
     run_main(job)
 
 
