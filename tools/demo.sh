@@ -46,6 +46,7 @@ import numpy as np
 sys.path.insert(0, sys.argv[1])
 from ppasr.data.audio import audio_info, read_audio
 from ppasr.data.augmentors import RoomReverb, TelephoneBand
+from ppasr.data.prepare import ManifestEntry
 from ppasr.demo.synth import write_wav
 with open("dataset/manifest.train", encoding="utf-8") as f:
     train_lines = f.readlines()
@@ -56,8 +57,7 @@ train = {json.loads(l)["text"] for l in train_lines}
 late = []
 for line in open("dataset/annotation/demo_late.txt", encoding="utf-8"):
     path, text = line.rstrip("\n").split("\t")
-    late.append(json.dumps({"audio_filepath": path, "duration": round(audio_info(path)[0], 2), "text": text},
-                           ensure_ascii=False) + "\n")
+    late.append(ManifestEntry(path, audio_info(path)[0], text).to_json() + "\n")
     train.add(text)
 espeak, kokoro = [l for l in train_lines if "/kokoro/" not in l], [l for l in train_lines if "/kokoro/" in l]
 with open("dataset/manifest.train_channels", "w", encoding="utf-8") as out:

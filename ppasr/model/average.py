@@ -7,7 +7,6 @@ export_model.py and ``--pretrained_model``; it has no optimizer state, so traini
 """
 from __future__ import annotations
 
-import logging
 import os
 
 import numpy as np
@@ -15,8 +14,6 @@ import paddle
 
 from ppasr.errors import UserError
 from ppasr.model.checkpoint import check_model_dir, list_checkpoints, read_state, read_weights, save_weights
-
-logger = logging.getLogger("ppasr")
 
 AVERAGED_FROM = "averaged_from"  # state.json key of an average: the checkpoints it is the mean of
 _OF_ONE_MODEL = ("test_cer", "test_loss", "best_cer")  # figures of the newest checkpoint, not of the mean
@@ -52,7 +49,6 @@ def average_checkpoints(checkpoints: list[str], output: str) -> str:
                              "batch_in_epoch": saved.get("batch_in_epoch", 0), "run_id": saved.get("run_id"),
                              "test_cer": saved.get("test_cer")} for path, saved in zip(checkpoints, states)]
     root, name = os.path.split(os.path.abspath(output))
-    os.makedirs(root, exist_ok=True)
     return save_weights(root, name, mean, state)
 
 
