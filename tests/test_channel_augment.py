@@ -2,11 +2,13 @@
 effect it promises measured."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from ppasr.data.augment import AugmentationPipeline
-from ppasr.data.augmentors import RoomReverb, TelephoneBand, impulse_response
+from ppasr.data.augmentors import PitchShift, RoomReverb, TelephoneBand, impulse_response
 
 RATE = 16000
 
@@ -87,3 +89,43 @@ def test_the_demos_second_phase_adds_the_channels_to_the_first_phases_augmentati
     pipeline = AugmentationPipeline(conf / "augmentation_demo_channels.json")
     kinds = [type(augmentor).__name__ for _, augmentor in pipeline.audio_augmentors]
     assert kinds[0] == "RoomReverb" and kinds[-1] == "TelephoneBand"
+
+
+@pytest.mark.parametrize("semitones", [-2.0, 3.0, 12.0])
+def test_pitch_moves_every_frequency_and_keeps_the_timing_and_level(semitones):
+    seconds = np.arange(2 * RATE) / RATE
+    burst = np.where((seconds >= 0.5) & (seconds < 1.0), np.sin(2 * np.pi * 440 * seconds), 0.0).astype(np.float32)
+    out, rate = PitchShift(semitones, semitones)(burst, RATE, np.random.default_rng(0))
+    assert rate == RATE and out.shape == burst.shape
+    peak = np.fft.rfftfreq(out.size, 1 / RATE)[np.argmax(np.abs(np.fft.rfft(out)))]
+    assert peak == pytest.approx(440 * 2 ** (semitones / 12), abs=1.0)
+    loud = np.flatnonzero(np.abs(out) > 0.3) / RATE
+    assert loud[0] == pytest.approx(0.5, abs=0.01) and loud[-1] == pytest.approx(1.0, abs=0.01)  # same place, same length
+    assert np.mean(out ** 2) == pytest.approx(np.mean(burst ** 2), rel=1e-3)
+
+
+def test_pitch_is_seeded_and_moves_the_formants_of_speech():
+    """A voice with a higher vocal tract: the spectral centroid of real speech (tests/resources/test.wav) rises by
+    the drawn factor; the same seed gives the same samples."""
+    from ppasr.data.audio import read_audio
+
+    speech, rate = read_audio(str(Path(__file__).parent / "resources" / "test.wav"), RATE)
+    shift = PitchShift(min_semitones=-2, max_semitones=2)
+    a, _ = shift(speech, rate, np.random.default_rng(5))
+    b, _ = shift(speech, rate, np.random.default_rng(5))
+    c, _ = shift(speech, rate, np.random.default_rng(6))
+    assert np.array_equal(a, b) and not np.array_equal(a, c)
+
+    def centroid(x: np.ndarray) -> float:
+        power = np.abs(np.fft.rfft(x)) ** 2
+        freqs = np.fft.rfftfreq(x.size, 1 / rate)
+        keep = freqs < 4000  # well below the Nyquist frequency of the shifted copies
+        return float(np.sum(freqs[keep] * power[keep]) / np.sum(power[keep]))
+
+    for semitones in (-2.0, 2.0):
+        out, _ = PitchShift(semitones, semitones)(speech, rate, np.random.default_rng(0))
+        assert centroid(out) / centroid(speech) == pytest.approx(2 ** (semitones / 12), rel=0.03)
+    with pytest.raises(ValueError, match="octave"):
+        PitchShift(-13, 0)
+    pipeline = AugmentationPipeline('[{"type": "pitch", "params": {"min_semitones": -1, "max_semitones": 1}, "prob": 1.0}]')
+    assert type(pipeline.audio_augmentors[0][1]).__name__ == "PitchShift"

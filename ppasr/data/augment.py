@@ -8,7 +8,7 @@ format::
 Two stages are exposed, because they run at different points of the data path:
 
 * :meth:`AugmentationPipeline.transform_audio` runs the audio-level augmentors
-  (``noise``, ``speed``, ``shift``, ``volume``, ``resample``) in config order on
+  (``noise``, ``speed``, ``shift``, ``volume``, ``resample``, ``reverb``, ``telephone``, ``pitch``) in config order on
   raw samples, before feature extraction.  It takes and returns
   ``(samples, sample_rate)``: only ``resample`` changes the rate, and the caller
   must compute features at the *returned* rate (each later augmentor in the
@@ -32,8 +32,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ppasr.data.augmentors import (NoisePerturb, ResamplePerturb, RoomReverb, ShiftPerturb, SpeedPerturb,
-                                   TelephoneBand, VolumePerturb, check_params)
+from ppasr.data.augmentors import (NoisePerturb, PitchShift, ResamplePerturb, RoomReverb, ShiftPerturb,
+                                   SpeedPerturb, TelephoneBand, VolumePerturb, check_params)
 from ppasr.data.spec_augment import SpecAugment
 from ppasr.errors import UserError
 from ppasr.logger import logger
@@ -47,6 +47,7 @@ _AUDIO_AUGMENTORS: dict[str, type] = {
     "resample": ResamplePerturb,
     "reverb": RoomReverb,  # ours (not in PPASR): a synthesised room
     "telephone": TelephoneBand,  # ours: a 300-3400 Hz channel with mu-law
+    "pitch": PitchShift,  # ours: pitch and formants moved, the duration kept
 }
 _FEATURE_AUGMENTORS: dict[str, type] = {"specaug": SpecAugment}
 _ENTRY_KEYS = {"type", "params", "prob", "aug_type"}

@@ -1,4 +1,4 @@
-"""Audio-level augmentors (noise, speed, shift, volume, resample, reverb, telephone) and the parameter spec every augmentor declares.
+"""Audio-level augmentors (noise, speed, shift, volume, resample, reverb, telephone, pitch) and the parameter spec every augmentor declares.
 
 Each augmentor class lists its JSON ``params`` in ``PARAMS`` (name -> ``(kind, default)``), checked by
 :func:`check_params`; called with ``(samples, sample_rate, rng)`` it returns ``(samples, sample_rate)``.
@@ -351,3 +351,57 @@ class TelephoneBand:
                 coded = np.round(np.sign(x) * np.log1p(255 * np.abs(x)) / np.log(256) * 127) / 127
                 band = np.sign(coded) * np.expm1(np.abs(coded) * np.log(256)) / 255 * peak
         return band.astype(np.float32), sample_rate
+
+
+def stretch(samples: np.ndarray, factor: float, n_fft: int = 512, hop: int = 128) -> np.ndarray:
+    """Make ``samples`` ``factor`` times longer without changing its frequencies (a phase vocoder: the
+    magnitudes of neighbouring frames interpolated, each bin's phase advanced by its measured frequency)."""
+    n = samples.size
+    window = np.hanning(n_fft + 1)[:-1]
+    padded = np.pad(samples.astype(np.float64), (n_fft // 2, n_fft // 2 + hop))
+    count = 1 + (padded.size - n_fft) // hop
+    frames = np.lib.stride_tricks.sliding_window_view(padded, n_fft)[::hop][:count]
+    spectrum = np.fft.rfft(frames * window, axis=1)
+    steps = np.arange(0.0, count - 1, 1.0 / factor)
+    index = steps.astype(int)
+    frac = (steps - index)[:, None]
+    magnitude = (1 - frac) * np.abs(spectrum[index]) + frac * np.abs(spectrum[index + 1])
+    expected = 2 * np.pi * hop * np.arange(spectrum.shape[1]) / n_fft
+    deviation = np.angle(spectrum[index + 1]) - np.angle(spectrum[index]) - expected
+    deviation -= 2 * np.pi * np.round(deviation / (2 * np.pi))
+    phase = np.angle(spectrum[0]) + np.concatenate([np.zeros((1, expected.size)),
+                                                    np.cumsum(expected + deviation, axis=0)[:-1]])
+    out_frames = np.fft.irfft(magnitude * np.exp(1j * phase), n_fft, axis=1) * window
+    length = n_fft + hop * (len(steps) - 1)
+    out, norm = np.zeros(length), np.zeros(length)
+    for i, frame in enumerate(out_frames):  # overlap-add, normalised by the summed squared windows
+        out[i * hop:i * hop + n_fft] += frame
+        norm[i * hop:i * hop + n_fft] += window ** 2
+    out /= np.maximum(norm, 1e-3)
+    return out[n_fft // 2:n_fft // 2 + int(round(n * factor))]
+
+
+class PitchShift:
+    """Move every frequency of the voice (pitch and formants, i.e. a shorter or longer vocal tract) by a
+    number of semitones drawn per utterance, keeping its duration and level: the ``speed`` augmentor moves
+    them only together with the tempo. A phase-vocoder stretch, then a resampling back to the original
+    length."""
+
+    PARAMS = {"min_semitones": ("number", -2.0), "max_semitones": ("number", 2.0)}
+
+    def __init__(self, min_semitones: float = -2.0, max_semitones: float = 2.0) -> None:
+        check_range("min_semitones", min_semitones, "max_semitones", max_semitones)
+        if max(abs(min_semitones), abs(max_semitones)) > 12:
+            raise ValueError("a shift of more than 12 semitones (an octave) is not a voice any more")
+        self.semitones = (min_semitones, max_semitones)
+
+    def __call__(self, samples: np.ndarray, sample_rate: int,
+                 rng: np.random.Generator) -> tuple[np.ndarray, int]:
+        factor = 2.0 ** (rng.uniform(*self.semitones) / 12.0)
+        if samples.size < 1024 or abs(factor - 1.0) < 1e-4:
+            return samples, sample_rate
+        longer = stretch(samples, factor)
+        out = resample(longer.astype(np.float32), int(round(sample_rate * factor)), sample_rate)
+        out = np.pad(out, (0, max(0, samples.size - out.size)))[:samples.size]
+        out *= np.sqrt(_power(samples) / max(_power(out), 1e-20))  # the level is the volume augmentor's
+        return out.astype(np.float32), sample_rate
