@@ -372,12 +372,14 @@ def stretch(samples: np.ndarray, factor: float, n_fft: int = 512, hop: int = 128
     phase = np.angle(spectrum[0]) + np.concatenate([np.zeros((1, expected.size)),
                                                     np.cumsum(expected + deviation, axis=0)[:-1]])
     out_frames = np.fft.irfft(magnitude * np.exp(1j * phase), n_fft, axis=1) * window
-    length = n_fft + hop * (len(steps) - 1)
-    out, norm = np.zeros(length), np.zeros(length)
-    for i, frame in enumerate(out_frames):  # overlap-add, normalised by the summed squared windows
-        out[i * hop:i * hop + n_fft] += frame
-        norm[i * hop:i * hop + n_fft] += window ** 2
-    out /= np.maximum(norm, 1e-3)
+    # overlap-add, hop by hop (n_fft is a multiple of hop), normalised by the summed squared windows
+    count, parts = len(steps), n_fft // hop
+    out, norm = np.zeros((count + parts - 1, hop)), np.zeros((count + parts - 1, hop))
+    for j, (part, weight) in enumerate(zip(out_frames.reshape(count, parts, hop).transpose(1, 0, 2),
+                                           (window ** 2).reshape(parts, hop))):
+        out[j:j + count] += part
+        norm[j:j + count] += weight
+    out = (out / np.maximum(norm, 1e-3)).ravel()
     return out[n_fft // 2:n_fft // 2 + int(round(n * factor))]
 
 
