@@ -97,8 +97,8 @@ echo "== 3/5 train.py (epochs 1-$CLEAN_EPOCHS on clean channels; then on, resume
 TRAIN=(python3 "$REPO/train.py" --batch_size=8 --lr_gamma=0.9 \
     --cnn_size=16 --num_rnn_layers=2 --rnn_size=256 --num_workers=1 --log_interval=50)
 FIRST=$((EPOCHS < CLEAN_EPOCHS ? EPOCHS : CLEAN_EPOCHS))
-# a high rate, reached over 500 steps, finds the alignment in epoch 1 whatever the seed (at 2e-3 it did so for
-# one seed in three: docs/demo.md); the resumed epochs continue at PPASR's 2e-3 (× 0.9 per epoch)
+# a high rate, reached over 500 steps, finds the alignment by epoch 2 for every seed tried (at 2e-3, for one
+# seed in three: docs/demo.md); the resumed epochs continue at PPASR's 2e-3 (× 0.9 per epoch)
 "${TRAIN[@]}" --num_epoch="$FIRST" --learning_rate=4e-3 --warmup_steps=500 \
     --augment_conf_path="$REPO/conf/augmentation_demo.json"
 FINAL="models/deepspeech2/epoch_$EPOCHS"
