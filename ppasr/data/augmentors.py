@@ -359,10 +359,10 @@ def stretch(samples: np.ndarray, factor: float, n_fft: int = 512, hop: int = 128
     n = samples.size
     window = np.hanning(n_fft + 1)[:-1]
     padded = np.pad(samples.astype(np.float64), (n_fft // 2, n_fft // 2 + hop))
-    count = 1 + (padded.size - n_fft) // hop
-    frames = np.lib.stride_tricks.sliding_window_view(padded, n_fft)[::hop][:count]
+    frames_in = 1 + (padded.size - n_fft) // hop
+    frames = np.lib.stride_tricks.sliding_window_view(padded, n_fft)[::hop][:frames_in]
     spectrum = np.fft.rfft(frames * window, axis=1)
-    steps = np.arange(0.0, count - 1, 1.0 / factor)
+    steps = np.arange(0.0, frames_in - 1, 1.0 / factor)  # where each output frame reads the input
     index = steps.astype(int)
     frac = (steps - index)[:, None]
     magnitude = (1 - frac) * np.abs(spectrum[index]) + frac * np.abs(spectrum[index + 1])
@@ -373,12 +373,12 @@ def stretch(samples: np.ndarray, factor: float, n_fft: int = 512, hop: int = 128
                                                     np.cumsum(expected + deviation, axis=0)[:-1]])
     out_frames = np.fft.irfft(magnitude * np.exp(1j * phase), n_fft, axis=1) * window
     # overlap-add, hop by hop (n_fft is a multiple of hop), normalised by the summed squared windows
-    count, parts = len(steps), n_fft // hop
-    out, norm = np.zeros((count + parts - 1, hop)), np.zeros((count + parts - 1, hop))
-    for j, (part, weight) in enumerate(zip(out_frames.reshape(count, parts, hop).transpose(1, 0, 2),
+    frames_out, parts = len(steps), n_fft // hop
+    out, norm = np.zeros((frames_out + parts - 1, hop)), np.zeros((frames_out + parts - 1, hop))
+    for j, (part, weight) in enumerate(zip(out_frames.reshape(frames_out, parts, hop).transpose(1, 0, 2),
                                            (window ** 2).reshape(parts, hop))):
-        out[j:j + count] += part
-        norm[j:j + count] += weight
+        out[j:j + frames_out] += part
+        norm[j:j + frames_out] += weight
     out = (out / np.maximum(norm, 1e-3)).ravel()
     return out[n_fft // 2:n_fft // 2 + int(round(n * factor))]
 
